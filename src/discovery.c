@@ -1,0 +1,234 @@
+/*
+ * discovery.c
+ *		Which CRMs and models exist, read afresh from the catalogs.
+ *
+ * A model is a table, partitioned table or foreign table named
+ * <table_prefix><model> in its CRM's schema (or, for CRMs without one, in
+ * any schema of crm_dashboard.schemas).  Views, partitions, temp tables and
+ * tables of other prefixes are not models.  One catalog query answers every
+ * question, so a new table shows up without registration and nothing is
+ * cached that could go stale.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/varlena.h"
+
+#include "crm_dashboard.h"
+
+static char *discovery_schemas = NULL;
+
+/*
+ * The candidate models.  When two prefixes match one table, the longest
+ * prefix wins, so a CRM named "sales" never claims "salespro_" tables.
+ */
+static const char *const model_query =
+"SELECT DISTINCT ON (c.oid) s.name::text, substr(c.relname, length(s.table_prefix) + 1), "
+"       c.oid, n.nspname::text, c.relname::text, c.relkind, "
+"       CASE WHEN c.relkind = 'p' THEN "
+"            coalesce((SELECT sum(greatest(l.reltuples, 0)) FROM pg_catalog.pg_partition_tree(c.oid) t "
+"                       JOIN pg_catalog.pg_class l ON l.oid = t.relid WHERE t.isleaf), -1) "
+"            ELSE c.reltuples END::float8, "
+"       s.sort_order "
+"  FROM crm_dashboard.crm_source s "
+"  JOIN pg_catalog.pg_namespace n "
+"    ON n.nspname = coalesce(s.schema_name, n.nspname) "
+"   AND (s.schema_name IS NOT NULL OR n.nspname = ANY ($1::name[])) "
+"  JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid "
+"   AND c.relkind IN ('r', 'p', 'f') AND NOT c.relispartition "
+"   AND left(c.relname, length(s.table_prefix)) = s.table_prefix "
+"   AND length(c.relname) > length(s.table_prefix) "
+" WHERE NOT s.hidden AND ($2::text IS NULL OR s.name = $2) "
+"   AND ($3::text IS NULL OR c.relname = s.table_prefix || $3) "
+" ORDER BY c.oid, length(s.table_prefix) DESC";
+
+void
+DiscoveryInit(void)
+{
+	DefineCustomStringVariable("crm_dashboard.schemas",
+							   "Schemas searched for CRM model tables.",
+							   "A comma-separated list, used for CRMs whose crm_source.schema_name is NULL.",
+							   &discovery_schemas,
+							   "ingestion",
+							   PGC_SUSET,
+							   GUC_LIST_INPUT | GUC_LIST_QUOTE,
+							   NULL, NULL, NULL);
+}
+
+/* The discovery schemas as a text[] datum, for a query parameter. */
+static Datum
+discovery_schema_array(void)
+{
+	char	   *raw = pstrdup(discovery_schemas ? discovery_schemas : "");
+	List	   *names = NIL;
+	ListCell   *lc;
+	Datum	   *elems;
+	int			i = 0;
+
+	if (!SplitIdentifierString(raw, ',', &names))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid list syntax in crm_dashboard.schemas")));
+	elems = palloc(sizeof(Datum) * (list_length(names) + 1));
+	foreach(lc, names)
+		elems[i++] = CStringGetTextDatum((char *) lfirst(lc));
+	return PointerGetDatum(construct_array(elems, i, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* Copy one row of model_query's result into a CrmModel in the caller's context. */
+static CrmModel *
+model_from_row(HeapTuple tuple, TupleDesc desc, MemoryContext target)
+{
+	MemoryContext old = MemoryContextSwitchTo(target);
+	CrmModel   *m = palloc0(sizeof(CrmModel));
+	bool		isnull;
+
+	m->crm = SPI_getvalue(tuple, desc, 1);
+	m->model = SPI_getvalue(tuple, desc, 2);
+	m->relid = DatumGetObjectId(SPI_getbinval(tuple, desc, 3, &isnull));
+	m->schema = SPI_getvalue(tuple, desc, 4);
+	m->table = SPI_getvalue(tuple, desc, 5);
+	m->relkind = DatumGetChar(SPI_getbinval(tuple, desc, 6, &isnull));
+	m->reltuples = DatumGetFloat8(SPI_getbinval(tuple, desc, 7, &isnull));
+	MemoryContextSwitchTo(old);
+	return m;
+}
+
+static int
+compare_models(const ListCell *a, const ListCell *b)
+{
+	const CrmModel *ma = lfirst(a);
+	const CrmModel *mb = lfirst(b);
+	int			c = strcmp(ma->crm, mb->crm);
+
+	return c != 0 ? c : strcmp(ma->model, mb->model);
+}
+
+/* Run model_query; crm and model may be NULL for "any". */
+static List *
+query_models(const char *crm, const char *model)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	Oid			argtypes[3] = {TEXTARRAYOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	char		nulls[3] = {' ', crm ? ' ' : 'n', model ? ' ' : 'n'};
+	List	   *result = NIL;
+
+	values[0] = discovery_schema_array();
+	values[1] = crm ? CStringGetTextDatum(crm) : (Datum) 0;
+	values[2] = model ? CStringGetTextDatum(model) : (Datum) 0;
+
+	SPI_connect();
+	if (SPI_execute_with_args(model_query, 3, argtypes, values, nulls, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "crm_dashboard: model discovery query failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+		result = lappend(result, model_from_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, caller));
+	SPI_finish();
+
+	list_sort(result, compare_models);
+	return result;
+}
+
+/* The visible CRM names, comma-separated, for hints. */
+static char *
+known_crm_names(void)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	char	   *names;
+
+	SPI_connect();
+	if (SPI_execute("SELECT string_agg(name, ', ' ORDER BY sort_order, name) "
+					"FROM crm_dashboard.crm_source WHERE NOT hidden", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "crm_dashboard: could not list CRMs");
+	names = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	names = MemoryContextStrdup(caller, names ? names : "(none)");
+	SPI_finish();
+	return names;
+}
+
+/* Reject empty, oversized or non-printable names before any lookup. */
+static void
+check_name_shape(const char *what, const char *name)
+{
+	if (name == NULL || name[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s name must not be empty", what)));
+	if (strlen(name) > CRM_MAX_NAME_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("%s name is too long (%zu bytes)", what, strlen(name)),
+				 errdetail("Names are at most %d bytes.", CRM_MAX_NAME_LEN)));
+}
+
+void
+crm_check_crm(const char *crm)
+{
+	bool		found;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+
+	check_name_shape("CRM", crm);
+	values[0] = CStringGetTextDatum(crm);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT 1 FROM crm_dashboard.crm_source WHERE name = $1 AND NOT hidden",
+							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "crm_dashboard: could not look up CRM");
+	found = SPI_processed > 0;
+	SPI_finish();
+
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown CRM \"%s\"", crm),
+				 errhint("Known CRMs: %s.", known_crm_names())));
+}
+
+/* The model names of a CRM, comma-separated, for hints. */
+static char *
+known_model_names(const char *crm)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, query_models(crm, NULL))
+		appendStringInfo(&buf, "%s%s", buf.len ? ", " : "", ((CrmModel *) lfirst(lc))->model);
+	return buf.len ? buf.data : "(none)";
+}
+
+CrmModel *
+crm_resolve_model(const char *crm, const char *model)
+{
+	List	   *found;
+
+	crm_check_crm(crm);
+	check_name_shape("model", model);
+	found = query_models(crm, model);
+	if (found == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown model \"%s\" of CRM \"%s\"", model, crm),
+				 errhint("Models of %s: %s.", crm, known_model_names(crm))));
+	return linitial(found);
+}
+
+List *
+crm_list_models(const char *crm)
+{
+	if (crm != NULL)
+		crm_check_crm(crm);
+	return query_models(crm, NULL);
+}
+
+char *
+crm_qualified_table(const CrmModel *m)
+{
+	return quote_qualified_identifier(m->schema, m->table);
+}
