@@ -30,10 +30,10 @@ include $(PGXS)
 
 all: $(TOOLS)
 
-$(EXTENSION)--$(EXTVERSION).sql: $(EXTENSION_PARTS)
-	{ echo '-- crm_dashboard $(EXTVERSION): generated from extension/*.sql; edit those files.'; \
-	  echo '\echo Use "CREATE EXTENSION crm_dashboard" to load this file. \quit'; \
-	  for f in $^; do echo; echo "-- ---- $$f"; cat $$f; done; } > $@
+$(EXTENSION)--$(EXTVERSION).sql: $(EXTENSION_PARTS) Makefile
+	{ printf '%s\n' '-- crm_dashboard $(EXTVERSION): generated from extension/*.sql; edit those files.' \
+	  '\echo Use "CREATE EXTENSION crm_dashboard" to load this file. \quit'; \
+	  for f in $(EXTENSION_PARTS); do echo; echo "-- ---- $$f"; cat $$f; done; } > $@
 
 $(EXTENSION).control: $(EXTENSION).control.in Makefile
 	sed 's/@EXTVERSION@/$(EXTVERSION)/' $< > $@

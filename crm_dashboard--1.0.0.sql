@@ -1,5 +1,5 @@
 -- crm_dashboard 1.0.0: generated from extension/*.sql; edit those files.
-cho Use "CREATE EXTENSION crm_dashboard" to load this file. \quit
+\echo Use "CREATE EXTENSION crm_dashboard" to load this file. \quit
 
 -- ---- extension/00_schema.sql
 -- Schemas, roles and the two tables everything else reads:

@@ -1,0 +1,2 @@
+-- Every regression test runs after this one.
+CREATE EXTENSION crm_dashboard;
