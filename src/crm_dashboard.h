@@ -6,6 +6,7 @@
 #define CRM_DASHBOARD_H
 
 #include "postgres.h"
+#include "fmgr.h"
 #include "nodes/pg_list.h"
 
 /* A CRM model: a table named <prefix><model> in a discovery schema. */
@@ -26,6 +27,13 @@ extern void crm_check_crm(const char *crm);
 extern CrmModel *crm_resolve_model(const char *crm, const char *model);
 extern List *crm_list_models(const char *crm);
 extern char *crm_qualified_table(const CrmModel *m);
+extern void crm_models_as_arrays(List *models, Datum *arrays);
+extern const char *const crm_models_unnest;
+extern const char *const crm_searchable_type_condition;
+
+/* srf.c */
+extern void crm_materialize_query(FunctionCallInfo fcinfo, const char *sql, int nargs,
+								  Oid *argtypes, Datum *values, const char *nulls);
 
 /* Longest identifier-like argument we accept before even looking it up. */
 #define CRM_MAX_NAME_LEN 63

@@ -232,3 +232,82 @@ crm_qualified_table(const CrmModel *m)
 {
 	return quote_qualified_identifier(m->schema, m->table);
 }
+
+/*
+ * The models as parallel arrays (crm text[], model text[], relid oid[],
+ * qualified table text[], estimated rows float8[]), so one query can join
+ * them against the history with unnest().
+ */
+void
+crm_models_as_arrays(List *models, Datum *arrays)
+{
+	int			n = list_length(models);
+	Datum	   *crm = palloc(sizeof(Datum) * (n + 1));
+	Datum	   *model = palloc(sizeof(Datum) * (n + 1));
+	Datum	   *relid = palloc(sizeof(Datum) * (n + 1));
+	Datum	   *table = palloc(sizeof(Datum) * (n + 1));
+	Datum	   *estimate = palloc(sizeof(Datum) * (n + 1));
+	int			i = 0;
+	ListCell   *lc;
+
+	foreach(lc, models)
+	{
+		CrmModel   *m = lfirst(lc);
+
+		crm[i] = CStringGetTextDatum(m->crm);
+		model[i] = CStringGetTextDatum(m->model);
+		relid[i] = ObjectIdGetDatum(m->relid);
+		table[i] = CStringGetTextDatum(crm_qualified_table(m));
+		estimate[i] = Float8GetDatum(m->reltuples);
+		i++;
+	}
+	arrays[0] = PointerGetDatum(construct_array(crm, n, TEXTOID, -1, false, TYPALIGN_INT));
+	arrays[1] = PointerGetDatum(construct_array(model, n, TEXTOID, -1, false, TYPALIGN_INT));
+	arrays[2] = PointerGetDatum(construct_array(relid, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	arrays[3] = PointerGetDatum(construct_array(table, n, TEXTOID, -1, false, TYPALIGN_INT));
+	arrays[4] = PointerGetDatum(construct_array(estimate, n, FLOAT8OID, sizeof(float8),
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+}
+
+/* The unnest() that turns crm_models_as_arrays' five parameters into rows. */
+const char *const crm_models_unnest =
+"unnest($1::text[], $2::text[], $3::oid[], $4::text[], $5::float8[]) "
+"AS m(crm, model, relid, table_name, estimate)";
+
+/* Text-like types are searchable: the string category (text, varchar, char, name, citext). */
+const char *const crm_searchable_type_condition = "t.typcategory = 'S'";
+
+/*
+ * model_columns(crm, model): the columns of one model, or of every model when
+ * both are NULL.
+ */
+PG_FUNCTION_INFO_V1(crm_model_columns);
+Datum
+crm_model_columns(PG_FUNCTION_ARGS)
+{
+	char	   *crm = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *model = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	List	   *models;
+	Datum		arrays[5];
+	Oid			types[5] = {TEXTARRAYOID, TEXTARRAYOID, OIDARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID};
+	char	   *sql;
+
+	if (model != NULL)
+		models = list_make1(crm_resolve_model(crm, model));
+	else
+		models = crm_list_models(crm);
+	crm_models_as_arrays(models, arrays);
+
+	sql = psprintf("SELECT m.crm, m.model, a.attnum::integer, a.attname::text, "
+				   "       pg_catalog.format_type(a.atttypid, a.atttypmod), NOT a.attnotnull, "
+				   "       coalesce(a.attnum = ANY (i.indkey), false), %s "
+				   "  FROM %s "
+				   "  JOIN pg_catalog.pg_attribute a ON a.attrelid = m.relid "
+				   "   AND a.attnum > 0 AND NOT a.attisdropped "
+				   "  JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+				   "  LEFT JOIN pg_catalog.pg_index i ON i.indrelid = m.relid AND i.indisprimary "
+				   " ORDER BY m.crm, m.model, a.attnum",
+				   crm_searchable_type_condition, crm_models_unnest);
+	crm_materialize_query(fcinfo, sql, 5, types, arrays, NULL);
+	return (Datum) 0;
+}
