@@ -35,18 +35,10 @@ LANGUAGE C STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'crm_model_columns';
 
-CREATE FUNCTION crm_dashboard.model_detail(crm text, model text, exact_count boolean)
-RETURNS json
-LANGUAGE C STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'crm_model_detail';
-
 REVOKE ALL ON FUNCTION crm_dashboard.crm_sources(), crm_dashboard.crm_models(text),
-    crm_dashboard.model_columns(text, text),
-    crm_dashboard.model_detail(text, text, boolean) FROM PUBLIC;
+    crm_dashboard.model_columns(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm_dashboard.crm_sources(), crm_dashboard.crm_models(text),
-    crm_dashboard.model_columns(text, text),
-    crm_dashboard.model_detail(text, text, boolean) TO crm_dashboard_viewer;
+    crm_dashboard.model_columns(text, text) TO crm_dashboard_viewer;
 
 -- crm_api: the public surface.
 
@@ -67,9 +59,10 @@ COMMENT ON VIEW crm_api.model_columns IS
 
 CREATE FUNCTION crm_api.model_detail(crm text, model text, exact_count boolean DEFAULT false)
 RETURNS json
-LANGUAGE sql STABLE
+LANGUAGE C STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT crm_dashboard.model_detail(crm, model, exact_count) $$;
+AS 'MODULE_PATHNAME', 'crm_model_detail';
+REVOKE ALL ON FUNCTION crm_api.model_detail(text, text, boolean) FROM PUBLIC;
 COMMENT ON FUNCTION crm_api.model_detail(text, text, boolean) IS
     'A model''s summary: estimated (and, with exact_count, exact) rows, latest run, last success, last 20 errors.';
 

@@ -87,7 +87,8 @@ SELECT * FROM crm_dashboard.model_columns('hubspot', 'nope');
 SELECT count(*) AS contact_table_survived FROM ingestion.hubspot_contact;
 
 -- constraints reject impossible rows
-INSERT INTO crm_dashboard.sync_history (crm_source, sync_type, status) VALUES ('hubspot', 'contact', 'done');
+\set VERBOSITY terse
+INSERT INTO crm_dashboard.sync_history (crm_source, sync_type, status, end_time) VALUES ('hubspot', 'contact', 'done', now());
 INSERT INTO crm_dashboard.sync_history (crm_source, sync_type, status, start_time, end_time)
     VALUES ('hubspot', 'contact', 'success', now(), now() - interval '1 hour');
 INSERT INTO crm_dashboard.sync_history (crm_source, sync_type, status, end_time, records_processed)
@@ -95,6 +96,7 @@ INSERT INTO crm_dashboard.sync_history (crm_source, sync_type, status, end_time,
 INSERT INTO crm_dashboard.sync_history (crm_source, sync_type, status) VALUES ('hubspot', 'contact', 'failed');
 INSERT INTO crm_dashboard.crm_source (name, display_name, table_prefix) VALUES ('Bad Name', 'x', 'bad_');
 INSERT INTO crm_dashboard.crm_source (name, display_name, table_prefix) VALUES ('ok', 'x', 'ok');
+\set VERBOSITY default
 
 -- viewers read through crm_api only
 CREATE ROLE regress_viewer IN ROLE crm_dashboard_viewer;

@@ -32,7 +32,8 @@ SELECT pg_temp.run('gsheet', 'marketing_spend', 'queued', now()) > 0 AS ok;
 SELECT pg_temp.run('five9', 'dropped_model', 'failed', '2026-01-04 07:00', 8) > 0 AS ok;
 
 SELECT crm, model, last_status, health, records_processed, records_failed,
-       last_duration_seconds, is_active, active_run_id IS NOT NULL AS has_active
+       CASE WHEN last_status = 'running' THEN last_duration_seconds >= 30 END AS running_long_enough,
+       CASE WHEN last_status <> 'running' THEN last_duration_seconds END AS finished_seconds, is_active, active_run_id IS NOT NULL AS has_active
   FROM crm_api.crm_models ORDER BY crm, model;
 
 -- CRM health: error > warning > running > success > never
@@ -65,6 +66,7 @@ INSERT INTO crm_dashboard.sync_history (crm_source, sync_type, start_time, end_t
     VALUES ('five9', 'contact', '2026-01-05 07:00', '2026-01-05 07:01', 'failed', 0);
 SELECT health FROM crm_api.crm_sources WHERE crm = 'five9';
 
+SET client_min_messages = warning;
 DROP SCHEMA ingestion CASCADE;
 DROP TABLE public.hubspot_secret;
 TRUNCATE crm_dashboard.sync_history;

@@ -57,7 +57,7 @@ DiscoveryInit(void)
 							   &discovery_schemas,
 							   "ingestion",
 							   PGC_SUSET,
-							   GUC_LIST_INPUT | GUC_LIST_QUOTE,
+							   GUC_LIST_INPUT,
 							   NULL, NULL, NULL);
 }
 

@@ -9,7 +9,8 @@
  * Health of a model is its latest run's status mapped to error (failed),
  * warning (partial, cancelled), running (queued, running) or success; a CRM
  * takes the worst of its models in that order, and "never" when no model
- * has a run.
+ * has a run.  A CRM's last sync is the newest latest run among its models,
+ * so runs of tables that no longer exist do not colour it.
  */
 #include "postgres.h"
 
@@ -50,7 +51,7 @@
 
 static const char *const crm_sources_query =
 "WITH latest AS ("
-"  SELECT m.crm, m.estimate, h.status "
+"  SELECT m.crm, m.estimate, h.status, h.start_time "
 "    FROM " "%s " LATEST_RUN_OF_MODEL
 ") "
 "SELECT c.name::text, c.display_name, c.icon, "
@@ -67,9 +68,9 @@ static const char *const crm_sources_query =
 "           AND r.status IN ('queued', 'running'))::integer "
 "  FROM crm_dashboard.crm_source c "
 "  LEFT JOIN latest l ON l.crm = c.name "
-"  LEFT JOIN LATERAL (SELECT s.start_time, s.status FROM crm_dashboard.sync_history s "
-"                      WHERE s.crm_source = c.name "
-"                      ORDER BY s.start_time DESC, s.id DESC LIMIT 1) last ON true "
+"  LEFT JOIN LATERAL (SELECT r.start_time, r.status FROM latest r "
+"                      WHERE r.crm = c.name AND r.start_time IS NOT NULL "
+"                      ORDER BY r.start_time DESC LIMIT 1) last ON true "
 " WHERE NOT c.hidden "
 " GROUP BY c.name, c.display_name, c.icon, c.sort_order, last.start_time, last.status "
 " ORDER BY c.sort_order, c.name";
