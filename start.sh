@@ -62,7 +62,7 @@ psql_as() { as_postgres env PGHOST="$PGHOST" PGPORT="$PGPORT" "$BINDIR/psql" -X 
 
 if $reset; then psql_as -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"; fi
 if [ -z "$(psql_as -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = '$DB'")" ]; then
-	step "Creating database $DB with the demo CRM warehouse (about half a minute)"
+	step "Creating database $DB with the demo CRM warehouse (about ten seconds)"
 	psql_as -d postgres -c "CREATE DATABASE $DB"
 	psql_as -d "$DB" -c "CREATE EXTENSION crm_dashboard; CREATE EXTENSION pg_cron;"
 	as_postgres env PGHOST="$PGHOST" PGPORT="$PGPORT" PGDATABASE="$DB" demo/load.sh "$DB"
