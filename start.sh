@@ -73,7 +73,7 @@ fi
 step "Creating dashboard users"
 admin_pw=$(head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 16)
 viewer_pw=$(head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 16)
-psql_as -d "$DB" -v admin_pw="$admin_pw" -v viewer_pw="$viewer_pw" <<'EOF'
+psql_as -d "$DB" -o /dev/null -v admin_pw="$admin_pw" -v viewer_pw="$viewer_pw" <<'EOF'
 SELECT crm_api.delete_user(username) FROM crm_dashboard.dashboard_user WHERE username IN ('admin', 'viewer');
 SELECT crm_api.create_user('admin', :'admin_pw', 'crm_dashboard_admin');
 SELECT crm_api.create_user('viewer', :'viewer_pw', 'crm_dashboard_viewer');
