@@ -1,0 +1,211 @@
+-- Launching and supervising sync commands: the command registry, the
+-- functions that start, stop and watch runs, and the trigger that announces
+-- every change of a run (NOTIFY crm_dashboard_sync + the shared-memory ring).
+
+-- Private: the registry values must be an object of string values with
+-- environment-variable names.
+CREATE FUNCTION crm_dashboard.valid_environment(env jsonb) RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN jsonb_typeof(env) = 'object'
+   AND NOT jsonb_path_exists(env, '$.* ? (@.type() != "string")')
+   AND coalesce((SELECT bool_and(k ~ '^[A-Za-z_][A-Za-z0-9_]*$')
+                 FROM jsonb_object_keys(CASE WHEN jsonb_typeof(env) = 'object' THEN env ELSE '{}' END) AS k),
+                true);
+COMMENT ON FUNCTION crm_dashboard.valid_environment(jsonb) IS
+    'Private: whether a sync command environment is an object of NAME: "string" pairs.';
+
+-- The command registry.  argv is an argument vector (never a shell string);
+-- elements may contain {crm} and {model}, replaced by catalog names.
+CREATE TABLE crm_dashboard.sync_command (
+    id                integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    crm               text NOT NULL REFERENCES crm_dashboard.crm_source (name) ON UPDATE CASCADE,
+    model             text,
+    argv              text[] NOT NULL,
+    working_directory text,
+    environment       jsonb NOT NULL DEFAULT '{}',
+    timeout           interval,
+    UNIQUE NULLS NOT DISTINCT (crm, model),
+    CONSTRAINT sync_command_argv_check CHECK (
+        cardinality(argv) >= 1
+        AND array_ndims(argv) = 1
+        AND array_position(argv, NULL) IS NULL
+        AND (argv[1] LIKE '/%' OR (argv[1] <> '' AND strpos(argv[1], '/') = 0))),
+    CONSTRAINT sync_command_working_directory_check
+        CHECK (working_directory IS NULL OR working_directory LIKE '/%'),
+    CONSTRAINT sync_command_environment_check
+        CHECK (crm_dashboard.valid_environment(environment)),
+    CONSTRAINT sync_command_timeout_check
+        CHECK (timeout IS NULL OR (timeout > '0'::interval AND timeout <= '1 day'::interval))
+);
+COMMENT ON TABLE crm_dashboard.sync_command IS
+    'Sync commands: argv templates ({crm}, {model}) per CRM, optionally per model (a model row wins). Administrators only.';
+COMMENT ON COLUMN crm_dashboard.sync_command.model IS 'NULL: every model of the CRM.';
+COMMENT ON COLUMN crm_dashboard.sync_command.argv IS
+    'Argument vector; the first element is an absolute path or a program found in PATH=/usr/local/bin:/usr/bin:/bin.';
+COMMENT ON COLUMN crm_dashboard.sync_command.timeout IS 'Default timeout of a run; the timeout option overrides it.';
+REVOKE ALL ON crm_dashboard.sync_command FROM PUBLIC;
+GRANT SELECT ON crm_dashboard.sync_command TO crm_dashboard_operator;
+GRANT SELECT, INSERT, UPDATE, DELETE ON crm_dashboard.sync_command TO crm_dashboard_admin;
+SELECT pg_catalog.pg_extension_config_dump('crm_dashboard.sync_command', '');
+
+-- One active run per model, whoever inserts it (the launcher's functions
+-- also check first, to name the active run in a clear error).
+CREATE UNIQUE INDEX sync_history_one_active
+    ON crm_dashboard.sync_history (crm_source, sync_type)
+    WHERE status IN ('queued', 'running') AND sync_type <> 'all';
+
+-- The C side.
+CREATE FUNCTION crm_dashboard.start_sync(crm text, model text, options jsonb DEFAULT '{}',
+                                         via text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'crm_start_sync';
+COMMENT ON FUNCTION crm_dashboard.start_sync(text, text, jsonb, text) IS
+    'Private: validate and queue a sync run (via: sql, ui, api or schedule; NULL decides from request.jwt.claims).';
+
+CREATE FUNCTION crm_dashboard.command_preview(crm text, model text, options jsonb DEFAULT '{}')
+RETURNS text[]
+LANGUAGE c STABLE
+AS 'MODULE_PATHNAME', 'crm_command_preview';
+COMMENT ON FUNCTION crm_dashboard.command_preview(text, text, jsonb) IS
+    'Private: the argv start_sync would run.';
+
+CREATE FUNCTION crm_dashboard.wake_launcher() RETURNS void
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'crm_wake_launcher';
+COMMENT ON FUNCTION crm_dashboard.wake_launcher() IS
+    'Private: set the sync launcher''s latch when the current transaction commits.';
+
+CREATE FUNCTION crm_dashboard.announce_sync_change() RETURNS trigger
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'announce_sync_change';
+COMMENT ON FUNCTION crm_dashboard.announce_sync_change() IS
+    'Private: announce a changed run (NOTIFY crm_dashboard_sync and the shared-memory ring).';
+
+CREATE FUNCTION crm_dashboard.recent_announcements(after bigint DEFAULT 0)
+RETURNS TABLE (seq bigint, payload json)
+LANGUAGE c VOLATILE STRICT
+AS 'MODULE_PATHNAME', 'announce_recent';
+COMMENT ON FUNCTION crm_dashboard.recent_announcements(bigint) IS
+    'Private: run-change events still in the shared-memory ring after sequence number "after" (empty without preloading).';
+
+CREATE TRIGGER sync_history_announce
+    AFTER INSERT OR UPDATE ON crm_dashboard.sync_history
+    FOR EACH ROW EXECUTE FUNCTION crm_dashboard.announce_sync_change();
+
+-- A run as JSON (everything but the log, which sync_log returns).
+CREATE FUNCTION crm_dashboard.run_json(run_id bigint) RETURNS json
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT json_build_object(
+        'id', h.id, 'crm', h.crm_source, 'model', h.sync_type, 'status', h.status,
+        'start_time', h.start_time, 'end_time', h.end_time,
+        'duration_seconds', round(extract(epoch FROM coalesce(h.end_time, now()) - h.start_time)::numeric, 3),
+        'records_processed', h.records_processed, 'records_created', h.records_created,
+        'records_updated', h.records_updated, 'records_failed', h.records_failed,
+        'records_total', h.records_total, 'error_message', h.error_message,
+        'configuration', h.configuration, 'performance_metrics', h.performance_metrics,
+        'parent_id', h.parent_id, 'requested_by', h.requested_by, 'requested_via', h.requested_via,
+        'queued_at', h.queued_at, 'pid', h.pid, 'heartbeat', h.heartbeat,
+        'exit_code', h.exit_code, 'exit_signal', h.exit_signal,
+        'stop_requested', h.stop_requested,
+        'children', (SELECT coalesce(json_agg(c.id ORDER BY c.id), '[]'::json)
+                     FROM crm_dashboard.sync_history c WHERE c.parent_id = h.id))
+    FROM crm_dashboard.sync_history h WHERE h.id = run_id;
+END;
+COMMENT ON FUNCTION crm_dashboard.run_json(bigint) IS 'Private: a run as JSON, without its log.';
+
+-- Public API.
+CREATE FUNCTION crm_api.start_sync(crm text, model text, options jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+RETURN crm_dashboard.start_sync(crm, model, options);
+COMMENT ON FUNCTION crm_api.start_sync(text, text, jsonb) IS
+    'Queue a sync of one model (or model => ''all'') with options force, full, since, dry_run, max_records, batch_size, debug, timeout; returns the run id at once.';
+
+CREATE FUNCTION crm_api.command_preview(crm text, model text, options jsonb DEFAULT '{}')
+RETURNS text[]
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+RETURN crm_dashboard.command_preview(crm, model, options);
+COMMENT ON FUNCTION crm_api.command_preview(text, text, jsonb) IS
+    'The exact argument vector start_sync would run (for ''all'': the CRM-wide template, {model} unreplaced).';
+
+CREATE FUNCTION crm_api.sync_status(id bigint) RETURNS json
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result json := crm_dashboard.run_json(id);
+BEGIN
+    IF result IS NULL THEN
+        RAISE EXCEPTION 'sync run % does not exist', id
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Recent runs are listed in crm_api.sync_runs.';
+    END IF;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION crm_api.sync_status(bigint) IS 'The live state of a run as JSON (counters, status, configuration, metrics).';
+
+CREATE FUNCTION crm_api.sync_log(id bigint) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result text;
+BEGIN
+    SELECT h.log INTO result FROM crm_dashboard.sync_history h WHERE h.id = sync_log.id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'sync run % does not exist', id
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Recent runs are listed in crm_api.sync_runs.';
+    END IF;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION crm_api.sync_log(bigint) IS
+    'The kept output of a run (the last crm_dashboard.log_limit bytes; refreshed every 2 s while running).';
+
+-- Stopping: a queued run is cancelled at once, a running one is stopped by
+-- the launcher (SIGTERM, then SIGKILL after crm_dashboard.stop_grace).  For
+-- "all", queued children are cancelled and the running one is stopped.
+-- Stopping a finished run changes nothing and returns it as it is.
+CREATE FUNCTION crm_api.stop_sync(id bigint) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM crm_dashboard.sync_history h WHERE h.id = stop_sync.id) THEN
+        RAISE EXCEPTION 'sync run % does not exist', id
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Recent runs are listed in crm_api.sync_runs.';
+    END IF;
+    UPDATE crm_dashboard.sync_history h
+       SET stop_requested = true,
+           status = CASE WHEN h.status = 'queued' THEN 'cancelled' ELSE h.status END,
+           end_time = CASE WHEN h.status = 'queued' THEN greatest(clock_timestamp(), h.start_time) END,
+           error_message = CASE WHEN h.status = 'queued' THEN 'stopped on request' ELSE h.error_message END
+     WHERE (h.id = stop_sync.id OR h.parent_id = stop_sync.id)
+       AND h.status IN ('queued', 'running');
+    PERFORM crm_dashboard.wake_launcher();
+    RETURN crm_dashboard.run_json(id);
+END
+$$;
+COMMENT ON FUNCTION crm_api.stop_sync(bigint) IS
+    'Stop a run: cancel it if queued, else SIGTERM then SIGKILL after crm_dashboard.stop_grace; a finished run is returned unchanged.';
+
+REVOKE ALL ON FUNCTION crm_dashboard.start_sync(text, text, jsonb, text),
+    crm_dashboard.command_preview(text, text, jsonb), crm_dashboard.wake_launcher(),
+    crm_dashboard.run_json(bigint), crm_dashboard.announce_sync_change(),
+    crm_dashboard.recent_announcements(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm_dashboard.recent_announcements(bigint) TO crm_dashboard_viewer;
+REVOKE ALL ON FUNCTION crm_api.start_sync(text, text, jsonb), crm_api.stop_sync(bigint),
+    crm_api.sync_status(bigint), crm_api.sync_log(bigint),
+    crm_api.command_preview(text, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm_api.start_sync(text, text, jsonb), crm_api.stop_sync(bigint)
+    TO crm_dashboard_operator;
+GRANT EXECUTE ON FUNCTION crm_api.sync_status(bigint), crm_api.sync_log(bigint),
+    crm_api.command_preview(text, text, jsonb) TO crm_dashboard_viewer;

@@ -1,0 +1,137 @@
+-- Scheduled syncs, built on pg_cron when it is installed in this database.
+-- The extension installs and the schedules view answers (with no rows)
+-- without pg_cron; only scheduling itself then reports that pg_cron is
+-- missing.  Each schedule is a pg_cron job named crm_dashboard:<crm>:<model>:<suffix>
+-- whose command calls crm_dashboard.start_sync(..., via => 'schedule').
+
+-- Which jobs are ours, with what they run (pg_cron keeps only the command text).
+CREATE TABLE crm_dashboard.sync_schedule (
+    jobid      bigint PRIMARY KEY,
+    crm        text NOT NULL,
+    model      text NOT NULL,
+    options    jsonb NOT NULL DEFAULT '{}',
+    created_by text NOT NULL DEFAULT session_user,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE crm_dashboard.sync_schedule IS
+    'Private: the pg_cron jobs created by crm_api.schedule_sync.';
+REVOKE ALL ON crm_dashboard.sync_schedule FROM PUBLIC;
+GRANT SELECT ON crm_dashboard.sync_schedule TO crm_dashboard_viewer;
+SELECT pg_catalog.pg_extension_config_dump('crm_dashboard.sync_schedule', '');
+
+-- Private: fail clearly when pg_cron is not installed here.
+CREATE FUNCTION crm_dashboard.require_pg_cron() RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF to_regnamespace('cron') IS NULL OR to_regprocedure('cron.schedule(text, text, text)') IS NULL THEN
+        RAISE EXCEPTION 'pg_cron is not installed in this database'
+            USING ERRCODE = 'feature_not_supported',
+                  HINT = 'Add pg_cron to shared_preload_libraries, set cron.database_name to this database, and run CREATE EXTENSION pg_cron.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION crm_dashboard.require_pg_cron() IS 'Private: raise feature_not_supported unless pg_cron is installed.';
+
+-- Private: our jobs with their last run; no rows without pg_cron.  Dynamic
+-- SQL, because the cron schema may not exist when this is created.
+CREATE FUNCTION crm_dashboard.schedule_list()
+RETURNS TABLE (id bigint, name text, crm text, model text, cron text, options jsonb,
+               active boolean, last_run_at timestamptz, last_run_status text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF to_regclass('cron.job') IS NULL THEN
+        RETURN;
+    END IF;
+    IF to_regclass('cron.job_run_details') IS NULL THEN
+        RETURN QUERY
+            SELECT j.jobid, j.jobname::text, s.crm, s.model, j.schedule::text, s.options, j.active,
+                   NULL::timestamptz, NULL::text
+            FROM crm_dashboard.sync_schedule s JOIN cron.job j ON j.jobid = s.jobid
+            ORDER BY j.jobid;
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE
+        'SELECT j.jobid, j.jobname::text, s.crm, s.model, j.schedule::text, s.options, j.active,
+                d.start_time, d.status::text
+         FROM crm_dashboard.sync_schedule s
+         JOIN cron.job j ON j.jobid = s.jobid
+         LEFT JOIN LATERAL (SELECT r.start_time, r.status FROM cron.job_run_details r
+                            WHERE r.jobid = j.jobid ORDER BY r.runid DESC LIMIT 1) d ON true
+         ORDER BY j.jobid';
+END
+$$;
+COMMENT ON FUNCTION crm_dashboard.schedule_list() IS 'Private: rows of crm_api.schedules.';
+
+CREATE VIEW crm_api.schedules AS
+    SELECT id, name, crm, model, cron, options, active, last_run_at, last_run_status
+    FROM crm_dashboard.schedule_list();
+COMMENT ON VIEW crm_api.schedules IS
+    'Scheduled syncs (pg_cron jobs made by schedule_sync) with their last run; empty without pg_cron.';
+
+CREATE FUNCTION crm_api.schedule_sync(crm text, model text, cron text, options jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    job_name text;
+    command text;
+    job bigint;
+BEGIN
+    PERFORM crm_dashboard.require_pg_cron();
+    -- the same validation as start_sync: CRM, model, options, a registered command
+    PERFORM crm_dashboard.command_preview(crm, model, options);
+    IF cron IS NULL OR btrim(cron) = '' THEN
+        RAISE EXCEPTION 'schedule must not be empty'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use cron syntax such as ''*/15 * * * *''.';
+    END IF;
+    job_name := format('crm_dashboard:%s:%s:%s', crm, model,
+                       substr(md5(clock_timestamp()::text || random()::text), 1, 8));
+    command := format('SELECT crm_dashboard.start_sync(%L, %L, %L::jsonb, via => %L)',
+                      crm, model, coalesce(options, '{}')::text, 'schedule');
+    BEGIN
+        EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job USING job_name, cron, command;
+    EXCEPTION WHEN others THEN
+        RAISE EXCEPTION 'invalid schedule "%"', cron
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = SQLERRM,
+                  HINT = 'Use cron syntax such as ''*/15 * * * *''.';
+    END;
+    INSERT INTO crm_dashboard.sync_schedule (jobid, crm, model, options)
+    VALUES (job, crm, model, coalesce(options, '{}'));
+    RETURN job;
+END
+$$;
+COMMENT ON FUNCTION crm_api.schedule_sync(text, text, text, jsonb) IS
+    'Schedule a sync with pg_cron (validated like start_sync); returns the schedule id (the pg_cron job id).';
+
+CREATE FUNCTION crm_api.unschedule_sync(id bigint) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM crm_dashboard.require_pg_cron();
+    IF NOT EXISTS (SELECT 1 FROM crm_dashboard.sync_schedule s WHERE s.jobid = unschedule_sync.id) THEN
+        RETURN false;
+    END IF;
+    IF EXISTS (SELECT 1 FROM cron.job j WHERE j.jobid = unschedule_sync.id) THEN
+        PERFORM cron.unschedule(id);
+    END IF;
+    DELETE FROM crm_dashboard.sync_schedule s WHERE s.jobid = unschedule_sync.id;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION crm_api.unschedule_sync(bigint) IS
+    'Remove a schedule made by schedule_sync; false when there is no such schedule.';
+
+REVOKE ALL ON FUNCTION crm_dashboard.require_pg_cron(), crm_dashboard.schedule_list() FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm_api.schedule_sync(text, text, text, jsonb), crm_api.unschedule_sync(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm_dashboard.schedule_list() TO crm_dashboard_viewer;
+GRANT SELECT ON crm_api.schedules TO crm_dashboard_viewer;
+GRANT EXECUTE ON FUNCTION crm_api.schedule_sync(text, text, text, jsonb), crm_api.unschedule_sync(bigint)
+    TO crm_dashboard_operator;

@@ -1,0 +1,574 @@
+/*
+ * launcher.c
+ *		The sync launcher worker: settings, shared state and the main loop.
+ *
+ * One static background worker per cluster connects to the database named
+ * by crm_dashboard.database_name (as pg_cron does) and supervises the runs
+ * queued in crm_dashboard.sync_history there.  Each loop iteration:
+ * interrupts -> reload -> read output -> reap children -> one short
+ * transaction for the batch of work (stops, timeouts, finished runs,
+ * launches, progress) -> wait on the latch, postmaster death and every
+ * child's pipes until the next deadline.  Backends wake it at commit of
+ * start_sync/stop_sync by setting its latch, so there is no polling delay.
+ */
+#include "postgres.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "announce.h"
+#include "launcher.h"
+
+char	   *crm_launcher_database = NULL;
+int			crm_max_running_syncs = 4;
+int			crm_stop_grace = 10;
+int			crm_log_limit = 1024 * 1024;
+char	   *crm_sync_user = NULL;
+
+/* What backends need to know about the launcher. */
+typedef struct LauncherShared
+{
+	slock_t		mutex;
+	pid_t		pid;			/* 0 while no launcher runs */
+	int			procno;			/* its PGPROC number, for the latch */
+	Oid			database;		/* InvalidOid until connected */
+} LauncherShared;
+
+static LauncherShared *launcher_shared = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* Supervised runs, in launcher_context. */
+static List *runs = NIL;
+static MemoryContext launcher_context = NULL;
+static bool recovered = false;
+static TimestampTz extension_retry_at = 0;
+
+/* Set by the SIGCHLD handler (launcher_spawn.c). */
+extern volatile sig_atomic_t launcher_child_exited;
+
+static bool wake_registered = false;
+static bool wake_pending = false;
+
+/* Ask for the launcher's shared memory (PG15: only in shmem_request_hook). */
+static void
+launcher_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(LauncherShared)));
+}
+
+/* Create or attach the launcher's shared state. */
+static void
+launcher_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	launcher_shared = ShmemInitStruct("crm_dashboard launcher", sizeof(LauncherShared), &found);
+	if (!found)
+	{
+		SpinLockInit(&launcher_shared->mutex);
+		launcher_shared->pid = 0;
+		launcher_shared->procno = -1;
+		launcher_shared->database = InvalidOid;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Define the launcher's settings; when preloaded, its memory and worker. */
+void
+LauncherInit(void)
+{
+	BackgroundWorker worker;
+
+	/*
+	 * PGC_POSTMASTER variables may only be created while preloading; loaded
+	 * later, the setting is informational only (no launcher runs anyway).
+	 */
+	DefineCustomStringVariable("crm_dashboard.database_name",
+							   "Database in which the sync launcher runs.",
+							   "The extension must be installed there; start_sync works only in it.",
+							   &crm_launcher_database, "postgres",
+							   process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomIntVariable("crm_dashboard.max_running_syncs",
+							"Most sync commands running at once; further runs wait queued.",
+							"Range 1 to 1000.",
+							&crm_max_running_syncs, 4, 1, 1000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("crm_dashboard.stop_grace",
+							"Time between SIGTERM and SIGKILL when a sync is stopped or times out.",
+							"Range 0 to 3600 seconds.",
+							&crm_stop_grace, 10, 0, 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("crm_dashboard.log_limit",
+							"Bytes of command output kept per sync run (the newest are kept).",
+							"Range 4 kB to 64 MB; applies to runs launched after a change.",
+							&crm_log_limit, 1024 * 1024, 4096, 64 * 1024 * 1024,
+							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomStringVariable("crm_dashboard.sync_user",
+							   "Role that sync commands connect as (PGUSER).",
+							   "Empty means the bootstrap superuser.",
+							   &crm_sync_user, "",
+							   PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = launcher_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = launcher_shmem_startup;
+	AnnounceInit();
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "crm_dashboard");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "crm_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "crm_dashboard sync launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "crm_dashboard sync launcher");
+	RegisterBackgroundWorker(&worker);
+}
+
+/*
+ * Whether runs queued in this database will be launched: the library is
+ * preloaded and the launcher serves this database (or has not connected yet).
+ */
+bool
+launcher_available(Oid *database)
+{
+	Oid			db;
+
+	*database = InvalidOid;
+	if (launcher_shared == NULL)
+		return false;
+	SpinLockAcquire(&launcher_shared->mutex);
+	db = launcher_shared->database;
+	SpinLockRelease(&launcher_shared->mutex);
+	*database = db;
+	return !OidIsValid(db) || db == MyDatabaseId;
+}
+
+/* Set the launcher's latch after our transaction committed. */
+static void
+launcher_xact_callback(XactEvent event, void *arg)
+{
+	int			procno;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_ABORT && event != XACT_EVENT_PREPARE)
+		return;
+	if (event == XACT_EVENT_COMMIT && wake_pending && launcher_shared != NULL)
+	{
+		SpinLockAcquire(&launcher_shared->mutex);
+		procno = launcher_shared->procno;
+		SpinLockRelease(&launcher_shared->mutex);
+		if (procno >= 0)
+			SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+	}
+	wake_pending = false;
+}
+
+/* Wake the launcher when the current transaction commits (not before: it would see nothing). */
+void
+launcher_wake_at_commit(void)
+{
+	if (launcher_shared == NULL)
+		return;
+	if (!wake_registered)
+	{
+		RegisterXactCallback(launcher_xact_callback, NULL);
+		wake_registered = true;
+	}
+	wake_pending = true;
+}
+
+/* Publish ourselves so that backends can set our latch. */
+static void
+launcher_attach(void)
+{
+	SpinLockAcquire(&launcher_shared->mutex);
+	launcher_shared->pid = MyProcPid;
+	launcher_shared->procno = MyProc->pgprocno;
+	launcher_shared->database = MyDatabaseId;
+	SpinLockRelease(&launcher_shared->mutex);
+}
+
+/*
+ * At exit: forget ourselves, and kill the process groups of the commands
+ * still running (PDEATHSIG reaches only the direct children).
+ */
+static void
+launcher_detach(int code, Datum arg)
+{
+	ListCell   *lc;
+
+	foreach(lc, runs)
+	{
+		Run		   *run = lfirst(lc);
+
+		if (run->state != RUN_EXITED)
+			launcher_signal_group(run->pid, SIGKILL);
+	}
+	SpinLockAcquire(&launcher_shared->mutex);
+	launcher_shared->pid = 0;
+	launcher_shared->procno = -1;
+	SpinLockRelease(&launcher_shared->mutex);
+}
+
+/* Read what every child wrote so far, without blocking. */
+static void
+read_all_output(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, runs)
+	{
+		Run		   *run = lfirst(lc);
+
+		if (run->out.fd >= 0)
+			run_read_stream(run, &run->out);
+		if (run->err.fd >= 0)
+			run_read_stream(run, &run->err);
+	}
+}
+
+/* Collect exit statuses; exited runs drain their pipes and close them. */
+static bool
+reap_children(void)
+{
+	ListCell   *lc;
+	bool		any = false;
+
+	launcher_child_exited = false;
+	foreach(lc, runs)
+	{
+		Run		   *run = lfirst(lc);
+
+		if (run->state != RUN_EXITED && launcher_reap(run->pid, &run->wait_status))
+		{
+			run->state = RUN_EXITED;
+
+			/*
+			 * Leftover grandchildren could hold the pipes open (or keep
+			 * writing) forever: kill them, then take what is already in the
+			 * pipes, a bounded amount.
+			 */
+			launcher_signal_group(run->pid, SIGKILL);
+			for (int i = 0; i < 16 && run->out.fd >= 0 && run_read_stream(run, &run->out); i++)
+				;
+			for (int i = 0; i < 16 && run->err.fd >= 0 && run_read_stream(run, &run->err); i++)
+				;
+			run_close_streams(run);
+			any = true;
+		}
+	}
+	return any;
+}
+
+/* Send SIGTERM to a run and arm the SIGKILL deadline. */
+static void
+begin_stop(Run *run, StopReason reason, TimestampTz now)
+{
+	if (run->state != RUN_RUNNING)
+		return;
+	run->stop_reason = reason;
+	run->state = RUN_STOPPING;
+	run->kill_at = TimestampTzPlusMilliseconds(now, crm_stop_grace * 1000);
+	launcher_signal_group(run->pid, crm_stop_grace > 0 ? SIGTERM : SIGKILL);
+}
+
+/* Stop runs whose stop was requested, whose timeout passed or whose grace ended. */
+static void
+enforce_stops(TimestampTz now)
+{
+	List	   *ids = NIL;
+	List	   *stop;
+	ListCell   *lc;
+
+	foreach(lc, runs)
+	{
+		Run		   *run = lfirst(lc);
+
+		if (run->state == RUN_RUNNING)
+			ids = lappend(ids, &run->id);
+	}
+	stop = ids ? runs_stop_requested(ids) : NIL;
+	foreach(lc, runs)
+	{
+		Run		   *run = lfirst(lc);
+		ListCell   *sc;
+
+		foreach(sc, stop)
+			if (*(int64 *) lfirst(sc) == run->id)
+				begin_stop(run, STOP_REQUESTED, now);
+		if (run->deadline && now >= run->deadline)
+			begin_stop(run, STOP_TIMEOUT, now);
+		if (run->state == RUN_STOPPING && run->kill_at && now >= run->kill_at)
+		{
+			launcher_signal_group(run->pid, SIGKILL);
+			run->kill_at = 0;
+		}
+	}
+}
+
+/* Write finished runs to the table and forget them. */
+static void
+finish_exited(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, runs)
+	{
+		Run		   *run = lfirst(lc);
+
+		if (run->state != RUN_EXITED)
+			continue;
+		runs_finish(run);
+		runs = foreach_delete_current(runs, lc);
+		MemoryContextDelete(run->cxt);
+	}
+}
+
+/* Launch queued runs while slots are free, oldest first. */
+static void
+launch_queued(void)
+{
+	int			slots = crm_max_running_syncs - list_length(runs);
+	List	   *ids;
+	ListCell   *lc;
+
+	if (slots <= 0)
+		return;
+	ids = runs_claim(slots);
+	foreach(lc, ids)
+	{
+		Run		   *run = runs_launch(*(int64 *) lfirst(lc), launcher_context);
+
+		if (run)
+		{
+			MemoryContext old = MemoryContextSwitchTo(launcher_context);
+
+			runs = lappend(runs, run);
+			MemoryContextSwitchTo(old);
+		}
+	}
+}
+
+/* How long kept output may wait for the table: briefly for a run's first output, then longer. */
+static long
+log_flush_interval(const Run *run)
+{
+	return run->log_flushed_at == run->started_at ? LAUNCHER_FLUSH_MS : LAUNCHER_HEARTBEAT_MS;
+}
+
+/* Push coalesced counters (every LAUNCHER_FLUSH_MS at most) and heartbeats. */
+static void
+flush_progress(TimestampTz now)
+{
+	ListCell   *lc;
+
+	foreach(lc, runs)
+	{
+		Run		   *run = lfirst(lc);
+		bool		due = run->dirty
+			? TimestampDifferenceExceeds(run->flushed_at, now, LAUNCHER_FLUSH_MS)
+			: TimestampDifferenceExceeds(run->flushed_at, now, LAUNCHER_HEARTBEAT_MS);
+		bool		with_log = run->log_dirty &&
+			TimestampDifferenceExceeds(run->log_flushed_at, now, log_flush_interval(run));
+
+		if (due || with_log)
+			runs_flush(run, now, with_log);
+	}
+}
+
+/* The next time the loop must do database work without being woken. */
+static TimestampTz
+next_deadline(TimestampTz now)
+{
+	TimestampTz next = TimestampTzPlusMilliseconds(now, 10000);
+	ListCell   *lc;
+
+	if (extension_retry_at && extension_retry_at < next)
+		next = extension_retry_at;
+	foreach(lc, runs)
+	{
+		Run		   *run = lfirst(lc);
+		TimestampTz t;
+
+		t = TimestampTzPlusMilliseconds(run->flushed_at,
+										run->dirty ? LAUNCHER_FLUSH_MS : LAUNCHER_HEARTBEAT_MS);
+		next = Min(next, t);
+		if (run->log_dirty)
+			next = Min(next, TimestampTzPlusMilliseconds(run->log_flushed_at, log_flush_interval(run)));
+		if (run->deadline && run->state == RUN_RUNNING)
+			next = Min(next, run->deadline);
+		if (run->kill_at)
+			next = Min(next, run->kill_at);
+	}
+	return next;
+}
+
+/*
+ * One short transaction for a batch of work.  Skipped (retried later) while
+ * the extension is missing or being dropped, so DROP EXTENSION never waits
+ * for us.
+ */
+static void
+do_database_work(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "crm_dashboard: SPI_connect failed");
+	pgstat_report_activity(STATE_RUNNING, "supervising sync runs");
+
+	if (!runs_extension_ready())
+	{
+		extension_retry_at = TimestampTzPlusMilliseconds(now, 5000);
+		SPI_finish();
+		PopActiveSnapshot();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		return;
+	}
+	extension_retry_at = 0;
+	if (!recovered)
+	{
+		runs_recover();
+		recovered = true;
+	}
+	enforce_stops(now);
+	finish_exited();
+	launch_queued();
+	runs_finish_parents();
+	flush_progress(now);
+
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* Run do_database_work, surviving its errors: report, roll back, retry later. */
+static void
+try_database_work(MemoryContext loop_context)
+{
+	PG_TRY();
+	{
+		do_database_work();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(loop_context);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		extension_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+	}
+	PG_END_TRY();
+}
+
+/* Wait for the latch, postmaster death, any child's output, or the deadline. */
+static bool
+wait_for_work(TimestampTz deadline)
+{
+	WaitEventSet *set;
+	WaitEvent	events[16];
+	ListCell   *lc;
+	long		timeout;
+	int			n;
+	bool		latch = false;
+
+	set = CreateWaitEventSet(CurrentMemoryContext, 2 + 2 * list_length(runs));
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	foreach(lc, runs)
+	{
+		Run		   *run = lfirst(lc);
+
+		if (run->out.fd >= 0)
+			AddWaitEventToSet(set, WL_SOCKET_READABLE, run->out.fd, NULL, NULL);
+		if (run->err.fd >= 0)
+			AddWaitEventToSet(set, WL_SOCKET_READABLE, run->err.fd, NULL, NULL);
+	}
+	timeout = Max(0, (deadline - GetCurrentTimestamp() + 999) / 1000);
+	n = WaitEventSetWait(set, timeout, events, lengthof(events), PG_WAIT_EXTENSION);
+	for (int i = 0; i < n; i++)
+		if (events[i].events & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			latch = true;
+		}
+	FreeWaitEventSet(set);
+	return latch;
+}
+
+/* Entry point of the launcher background worker. */
+void
+crm_launcher_main(Datum arg)
+{
+	MemoryContext loop_context;
+	bool		work = true;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	launcher_install_sigchld();
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(crm_launcher_database, NULL, 0);
+
+	launcher_context = AllocSetContextCreate(TopMemoryContext, "crm_dashboard launcher",
+											 ALLOCSET_DEFAULT_SIZES);
+	loop_context = AllocSetContextCreate(TopMemoryContext, "crm_dashboard launcher loop",
+										 ALLOCSET_DEFAULT_SIZES);
+	launcher_attach();
+	on_shmem_exit(launcher_detach, (Datum) 0);
+	elog(LOG, "crm_dashboard sync launcher started in database \"%s\"", crm_launcher_database);
+
+	for (;;)
+	{
+		TimestampTz now;
+
+		MemoryContextSwitchTo(loop_context);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		read_all_output();
+		if (reap_children())
+			work = true;
+		now = GetCurrentTimestamp();
+		if (work || now >= next_deadline(now))
+			try_database_work(loop_context);
+		work = wait_for_work(next_deadline(GetCurrentTimestamp())) || launcher_child_exited;
+		MemoryContextReset(loop_context);
+	}
+}

@@ -1,0 +1,158 @@
+/*
+ * launcher.h
+ *		The sync launcher: a background worker that fork/execs the sync
+ *		commands queued in crm_dashboard.sync_history and supervises them.
+ *
+ * Modules:
+ *	launcher.c			GUCs, shared state, the worker's main loop
+ *	launcher_spawn.c	fork/exec, pipes, signals to process groups, reaping
+ *	launcher_runs.c		SQL state transitions of runs (claim, progress, finish)
+ *	launcher_output.c	output ring buffer and JSON-lines progress parsing
+ *	sync_request.c		start_sync/stop_sync/command_preview: validation, argv
+ */
+#ifndef CRM_DASHBOARD_LAUNCHER_H
+#define CRM_DASHBOARD_LAUNCHER_H
+
+#include "postgres.h"
+
+#include <sys/types.h>
+
+#include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
+#include "utils/timestamp.h"
+
+/* GUCs (launcher.c) */
+extern char *crm_launcher_database;
+extern int	crm_max_running_syncs;
+extern int	crm_stop_grace;
+extern int	crm_log_limit;
+extern char *crm_sync_user;
+
+/* Kept error events per run (performance_metrics -> 'errors'). */
+#define LAUNCHER_KEPT_ERRORS 20
+/* Longest stdout line parsed as JSON; longer lines are log text. */
+#define LAUNCHER_LINE_MAX (64 * 1024)
+/* Bytes of recent stderr kept for the error message of a failed run. */
+#define LAUNCHER_STDERR_TAIL 2048
+/* How often a run's counters reach the table at most, and the heartbeat. */
+#define LAUNCHER_FLUSH_MS 250
+#define LAUNCHER_HEARTBEAT_MS 2000
+
+/* The fixed-size output ring of one run: memory stays flat whatever the output. */
+typedef struct OutputRing
+{
+	char	   *buf;
+	Size		cap;
+	Size		start;			/* offset of the oldest kept byte */
+	Size		len;			/* kept bytes */
+	uint64		total;			/* bytes ever appended */
+} OutputRing;
+
+/* One output stream of a child (stdout or stderr). */
+typedef struct RunStream
+{
+	int			fd;				/* -1 once EOF was seen */
+	bool		is_stdout;
+	char	   *line;			/* partial line carried between reads */
+	Size		line_len;
+	bool		line_overlong;	/* current line exceeded LAUNCHER_LINE_MAX */
+} RunStream;
+
+typedef enum RunState
+{
+	RUN_RUNNING,				/* child alive */
+	RUN_STOPPING,				/* SIGTERM sent, SIGKILL at kill_at */
+	RUN_EXITED					/* reaped; waiting for pipes to drain */
+} RunState;
+
+/* Why a run is being stopped. */
+typedef enum StopReason
+{
+	STOP_NONE,
+	STOP_REQUESTED,
+	STOP_TIMEOUT
+} StopReason;
+
+/* A supervised run: one child process. */
+typedef struct Run
+{
+	int64		id;
+	int64		parent_id;		/* 0 when none */
+	MemoryContext cxt;			/* everything the run owns; deleted at finish */
+	pid_t		pid;			/* also the process group id */
+	RunState	state;
+	StopReason	stop_reason;
+	int			wait_status;	/* from waitpid, valid in RUN_EXITED */
+	RunStream	out;
+	RunStream	err;
+	OutputRing	log;
+	char		stderr_tail[LAUNCHER_STDERR_TAIL];
+	Size		stderr_tail_len;
+	char	   *last_error;		/* message of the last error event */
+
+	/* counters from progress events */
+	int64		processed;
+	int64		created;
+	int64		updated;
+	int64		failed;
+	int64		total;			/* -1 when unknown */
+	int64		error_count;
+	List	   *errors;			/* last LAUNCHER_KEPT_ERRORS cJSON objects, as char * */
+	char	   *summary;		/* JSON text of the summary event, if any */
+
+	TimestampTz started_at;
+	TimestampTz deadline;		/* timeout; 0 when none */
+	int			timeout_s;
+	TimestampTz kill_at;		/* SIGKILL time while stopping; 0 when none */
+	TimestampTz flushed_at;		/* last counters update */
+	TimestampTz log_flushed_at;
+	bool		dirty;			/* counters changed since the last flush */
+	bool		log_dirty;
+	uint64		peak_read;		/* largest single read, bytes */
+} Run;
+
+/* launcher.c */
+extern void LauncherInit(void);
+extern PGDLLEXPORT void crm_launcher_main(Datum arg);
+extern bool launcher_available(Oid *database);
+extern void launcher_wake_at_commit(void);
+
+/* launcher_spawn.c */
+typedef struct SpawnRequest
+{
+	char	  **argv;			/* NULL-terminated */
+	char	  **envp;			/* NULL-terminated, complete environment */
+	const char *working_directory;	/* NULL: the data directory */
+} SpawnRequest;
+
+extern pid_t launcher_spawn(const SpawnRequest *req, int *out_fd, int *err_fd,
+							char **error);
+extern void launcher_signal_group(pid_t pgid, int sig);
+extern bool launcher_reap(pid_t pid, int *wait_status);
+extern void launcher_install_sigchld(void);
+extern int	launcher_kill_orphans(pid_t pgid, int64 id);
+extern char *launcher_describe_exit(int wait_status, int *exit_code, int *exit_signal);
+
+/* launcher_output.c */
+extern void output_ring_init(OutputRing *ring, Size cap);
+extern void output_ring_append(OutputRing *ring, const char *data, Size len);
+extern char *output_ring_text(const OutputRing *ring);
+extern void run_streams_init(Run *run, int out_fd, int err_fd);
+extern bool run_read_stream(Run *run, RunStream *stream);
+extern void run_close_streams(Run *run);
+extern char *run_error_lines(const Run *run, int max_lines);
+extern char *run_metrics_json(const Run *run, TimestampTz now);
+extern char *text_sanitize(const char *data, Size len);
+
+/* launcher_runs.c */
+extern bool runs_extension_ready(void);
+extern void runs_recover(void);
+extern List *runs_claim(int slots);
+extern Run *runs_launch(int64 id, MemoryContext parent);
+extern void runs_flush(Run *run, TimestampTz now, bool with_log);
+extern void runs_finish(Run *run);
+extern List *runs_stop_requested(List *running_ids);
+extern void runs_finish_parents(void);
+
+
+#endif							/* CRM_DASHBOARD_LAUNCHER_H */

@@ -1,0 +1,541 @@
+/*
+ * launcher_runs.c
+ *		The launcher's SQL: state transitions of runs in
+ *		crm_dashboard.sync_history (recover, claim, launch, progress, finish).
+ *
+ * Every function runs inside the launcher's per-batch transaction with SPI
+ * connected; values are always $n parameters.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "commands/dbcommands.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/varlena.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include <cjson/cJSON.h>
+
+#include "launcher.h"
+
+extern char *Unix_socket_directories;
+extern int	PostPortNumber;
+
+/*
+ * Whether the extension is installed and its history table can be locked
+ * right now.  The conditional lock means DROP EXTENSION never waits for the
+ * launcher; we simply try again later.
+ */
+bool
+runs_extension_ready(void)
+{
+	Oid			nsp;
+	Oid			rel;
+
+	if (!OidIsValid(get_extension_oid("crm_dashboard", true)))
+		return false;
+	nsp = get_namespace_oid("crm_dashboard", true);
+	rel = OidIsValid(nsp) ? get_relname_relid("sync_history", nsp) : InvalidOid;
+	if (!OidIsValid(rel))
+		return false;
+	return ConditionalLockRelationOid(rel, RowExclusiveLock);
+}
+
+/* Run a statement with parameters; error unless it returns expected. */
+static void
+exec_params(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expected)
+{
+	int			rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+
+	if (rc != expected)
+		elog(ERROR, "crm_dashboard launcher: statement failed (%s): %s",
+			 SPI_result_code_string(rc), sql);
+}
+
+/*
+ * After a (re)start: runs we launched earlier lost their process (it died
+ * with the previous launcher through PDEATHSIG).  Queued runs stay queued
+ * and are launched as usual.  Rows written by other tools are left alone.
+ */
+void
+runs_recover(void)
+{
+	int			rc;
+
+	rc = SPI_execute("SELECT id, pid FROM crm_dashboard.sync_history "
+					 "WHERE status = 'running' AND sync_type <> 'all' AND configuration ? 'argv' "
+					 "  AND pid IS NOT NULL", true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "crm_dashboard launcher: could not list lost runs");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		int32		pid = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		int			killed = launcher_kill_orphans(pid, id);
+
+		if (killed > 0)
+			elog(LOG, "crm_dashboard launcher: killed %d leftover processes of run " INT64_FORMAT,
+				 killed, id);
+	}
+	rc = SPI_execute("UPDATE crm_dashboard.sync_history "
+					 "SET status = 'failed', end_time = greatest(clock_timestamp(), start_time), "
+					 "    error_message = 'launcher restarted; the command''s process was lost "
+					 "(server restart or crash)' "
+					 "WHERE status = 'running' AND sync_type <> 'all' AND configuration ? 'argv'",
+					 false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "crm_dashboard launcher: could not recover runs");
+	if (SPI_processed > 0)
+		elog(LOG, "crm_dashboard launcher: marked " UINT64_FORMAT " runs lost at restart as failed",
+			 SPI_processed);
+	runs_finish_parents();
+}
+
+/*
+ * Lock up to slots queued runs, oldest first.  A child of an "all" run waits
+ * while a sibling runs (the models of one CRM run one after another).
+ */
+List *
+runs_claim(int slots)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		values[1] = {Int32GetDatum(slots)};
+	List	   *ids = NIL;
+	List	   *parents = NIL;
+
+	exec_params("SELECT h.id, coalesce(h.parent_id, 0) FROM crm_dashboard.sync_history h "
+				"WHERE h.status = 'queued' AND h.sync_type <> 'all' AND NOT h.stop_requested "
+				"  AND h.configuration ? 'argv' "
+				"  AND (h.parent_id IS NULL OR NOT EXISTS ("
+				"       SELECT 1 FROM crm_dashboard.sync_history s "
+				"       WHERE s.parent_id = h.parent_id AND s.status = 'running')) "
+				"ORDER BY h.id LIMIT $1 FOR UPDATE OF h SKIP LOCKED",
+				1, types, values, NULL, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		int64		parent = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		int64	   *p;
+
+		if (parent != 0)
+		{
+			ListCell   *lc;
+			bool		seen = false;
+
+			foreach(lc, parents)
+				seen |= *(int64 *) lfirst(lc) == parent;
+			if (seen)
+				continue;
+			p = palloc(sizeof(int64));
+			*p = parent;
+			parents = lappend(parents, p);
+		}
+		p = palloc(sizeof(int64));
+		*p = id;
+		ids = lappend(ids, p);
+	}
+	return ids;
+}
+
+/* A text[] datum as a NULL-terminated char * vector. */
+static char **
+text_array_to_vector(Datum array)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	char	  **v;
+
+	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	v = palloc0(sizeof(char *) * (n + 1));
+	for (int i = 0; i < n; i++)
+		v[i] = nulls[i] ? pstrdup("") : TextDatumGetCString(elems[i]);
+	return v;
+}
+
+/* The first entry of unix_socket_directories, where commands connect. */
+static char *
+socket_directory(void)
+{
+	char	   *copy = pstrdup(Unix_socket_directories ? Unix_socket_directories : "");
+	List	   *dirs;
+
+	if (!SplitDirectoriesString(copy, ',', &dirs) || dirs == NIL)
+		return "/var/run/postgresql";
+	return linitial(dirs);
+}
+
+/* Role the commands connect as: crm_dashboard.sync_user or the bootstrap superuser. */
+static char *
+sync_user(void)
+{
+	if (crm_sync_user && crm_sync_user[0] != '\0')
+		return crm_sync_user;
+	return GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false);
+}
+
+/*
+ * The command's complete environment: a fixed PATH and LANG, the
+ * registry's variables, then ours (which therefore win).
+ */
+static char **
+build_environment(int64 id, const char *crm, const char *model, const char *env_json)
+{
+	List	   *vars = NIL;
+	cJSON	   *env = env_json ? cJSON_Parse(env_json) : NULL;
+	cJSON	   *item;
+	char	  **envp;
+	int			i = 0;
+	ListCell   *lc;
+
+	vars = lappend(vars, "PATH=/usr/local/bin:/usr/bin:/bin");
+	vars = lappend(vars, "LANG=C.UTF-8");
+	cJSON_ArrayForEach(item, env)
+	{
+		if (cJSON_IsString(item) && item->string)
+			vars = lappend(vars, psprintf("%s=%s", item->string, item->valuestring));
+	}
+	cJSON_Delete(env);
+	vars = lappend(vars, psprintf("CRM_DASHBOARD_SYNC_ID=" INT64_FORMAT, id));
+	vars = lappend(vars, psprintf("CRM_SOURCE=%s", crm));
+	vars = lappend(vars, psprintf("SYNC_TYPE=%s", model));
+	vars = lappend(vars, psprintf("PGHOST=%s", socket_directory()));
+	vars = lappend(vars, psprintf("PGPORT=%d", PostPortNumber));
+	vars = lappend(vars, psprintf("PGDATABASE=%s", get_database_name(MyDatabaseId)));
+	vars = lappend(vars, psprintf("PGUSER=%s", sync_user()));
+
+	/* later entries override earlier ones of the same name: keep only the last */
+	envp = palloc0(sizeof(char *) * (list_length(vars) + 1));
+	foreach(lc, vars)
+	{
+		char	   *var = lfirst(lc);
+		Size		namelen = strcspn(var, "=");
+		bool		overridden = false;
+
+		for (int j = foreach_current_index(lc) + 1; j < list_length(vars); j++)
+		{
+			char	   *later = list_nth(vars, j);
+
+			if (strncmp(later, var, namelen + 1) == 0)
+				overridden = true;
+		}
+		if (!overridden)
+			envp[i++] = var;
+	}
+	return envp;
+}
+
+/* Mark a run we could not start as failed. */
+static void
+fail_launch(int64 id, const char *message)
+{
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2] = {Int64GetDatum(id), CStringGetTextDatum(message)};
+
+	exec_params("UPDATE crm_dashboard.sync_history "
+				"SET status = 'failed', start_time = clock_timestamp(), end_time = clock_timestamp(), "
+				"    error_message = $2, exit_code = 127 WHERE id = $1",
+				2, types, values, NULL, SPI_OK_UPDATE);
+	elog(LOG, "crm_dashboard launcher: run " INT64_FORMAT " failed to start: %s", id, message);
+}
+
+/* Mark a run as running (and its "all" parent, if it was still queued). */
+static void
+mark_running(int64 id, pid_t pid)
+{
+	Oid			types[2] = {INT8OID, INT4OID};
+	Datum		values[2] = {Int64GetDatum(id), Int32GetDatum(pid)};
+
+	exec_params("WITH r AS (UPDATE crm_dashboard.sync_history "
+				"  SET status = 'running', start_time = clock_timestamp(), pid = $2, "
+				"      heartbeat = clock_timestamp() WHERE id = $1 RETURNING parent_id) "
+				"UPDATE crm_dashboard.sync_history p SET status = 'running', start_time = clock_timestamp() "
+				"FROM r WHERE p.id = r.parent_id AND p.status = 'queued'",
+				2, types, values, NULL, SPI_OK_UPDATE);
+}
+
+/* Allocate the in-memory state of a run just spawned. */
+static Run *
+new_run(int64 id, int64 parent_id, pid_t pid, int timeout_s, MemoryContext parent)
+{
+	MemoryContext cxt = AllocSetContextCreate(parent, "crm_dashboard run", ALLOCSET_SMALL_SIZES);
+	Run		   *run = MemoryContextAllocZero(cxt, sizeof(Run));
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+
+	run->cxt = cxt;
+	run->id = id;
+	run->parent_id = parent_id;
+	run->pid = pid;
+	run->state = RUN_RUNNING;
+	run->total = -1;
+	run->timeout_s = timeout_s;
+	run->started_at = GetCurrentTimestamp();
+	run->deadline = timeout_s > 0
+		? TimestampTzPlusMilliseconds(run->started_at, (int64) timeout_s * 1000) : 0;
+	run->flushed_at = run->log_flushed_at = run->started_at;
+	output_ring_init(&run->log, crm_log_limit);
+	MemoryContextSwitchTo(old);
+	return run;
+}
+
+/*
+ * Spawn a claimed run from what start_sync recorded in its configuration.
+ * Returns the supervised run, or NULL when it could not start (then failed).
+ */
+Run *
+runs_launch(int64 id, MemoryContext parent)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(id)};
+	HeapTuple	tuple;
+	TupleDesc	desc;
+	bool		isnull;
+	SpawnRequest req;
+	int64		parent_id;
+	char	   *timeout;
+	char	   *error;
+	int			out_fd,
+				err_fd;
+	pid_t		pid;
+	Run		   *run;
+
+	/*
+	 * The environment comes from the registry at launch, not from the run's
+	 * configuration: it may hold secrets, and viewers can read runs.
+	 */
+	exec_params("SELECT configuration -> 'argv', configuration ->> 'working_directory', "
+				"  (SELECT c.environment::text FROM crm_dashboard.sync_command c "
+				"   WHERE c.crm = h.crm_source AND (c.model = h.sync_type OR c.model IS NULL) "
+				"   ORDER BY c.model NULLS LAST LIMIT 1), "
+				"  configuration ->> 'timeout_seconds', crm_source, sync_type, coalesce(parent_id, 0), "
+				"  ARRAY(SELECT jsonb_array_elements_text(configuration -> 'argv')) "
+				"FROM crm_dashboard.sync_history h WHERE id = $1",
+				1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		return NULL;
+	tuple = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+
+	req.argv = text_array_to_vector(SPI_getbinval(tuple, desc, 8, &isnull));
+	req.working_directory = SPI_getvalue(tuple, desc, 2);
+	req.envp = build_environment(id, SPI_getvalue(tuple, desc, 5), SPI_getvalue(tuple, desc, 6),
+								 SPI_getvalue(tuple, desc, 3));
+	timeout = SPI_getvalue(tuple, desc, 4);
+	parent_id = DatumGetInt64(SPI_getbinval(tuple, desc, 7, &isnull));
+	if (req.argv[0] == NULL)
+	{
+		fail_launch(id, "the recorded argv is empty");
+		return NULL;
+	}
+
+	pid = launcher_spawn(&req, &out_fd, &err_fd, &error);
+	if (pid < 0)
+	{
+		fail_launch(id, error);
+		return NULL;
+	}
+	mark_running(id, pid);
+	run = new_run(id, parent_id, pid, timeout ? atoi(timeout) : 0, parent);
+	run_streams_init(run, out_fd, err_fd);
+	return run;
+}
+
+/* Clamp a counter to the integer columns of the original SyncHistory model. */
+static Datum
+count_datum(int64 v)
+{
+	return Int32GetDatum((int32) Min(Max(v, 0), PG_INT32_MAX));
+}
+
+/* Write a run's counters, heartbeat, metrics (and log when with_log). */
+void
+runs_flush(Run *run, TimestampTz now, bool with_log)
+{
+	Oid			types[9] = {INT8OID, INT4OID, INT4OID, INT4OID, INT4OID, INT8OID, TEXTOID, TEXTOID, BOOLOID};
+	Datum		values[9];
+	char		nulls[9] = "         ";
+
+	values[0] = Int64GetDatum(run->id);
+	values[1] = count_datum(run->processed);
+	values[2] = count_datum(run->created);
+	values[3] = count_datum(run->updated);
+	values[4] = count_datum(run->failed);
+	values[5] = Int64GetDatum(run->total);
+	if (run->total < 0)
+		nulls[5] = 'n';
+	/* metrics only with new counters: a bare heartbeat must not announce */
+	if (run->dirty)
+		values[6] = CStringGetTextDatum(run_metrics_json(run, now));
+	else
+		nulls[6] = 'n';
+	if (with_log)
+		values[7] = CStringGetTextDatum(output_ring_text(&run->log));
+	else
+		nulls[7] = 'n';
+	values[8] = BoolGetDatum(with_log);
+	exec_params("UPDATE crm_dashboard.sync_history SET records_processed = $2, "
+				"  records_created = $3, records_updated = $4, records_failed = $5, "
+				"  records_total = $6, performance_metrics = coalesce($7::jsonb, performance_metrics), heartbeat = clock_timestamp(), "
+				"  log = CASE WHEN $9 THEN $8 ELSE log END "
+				"WHERE id = $1 AND status = 'running'",
+				9, types, values, nulls, SPI_OK_UPDATE);
+	run->dirty = false;
+	run->flushed_at = now;
+	if (with_log)
+	{
+		run->log_dirty = false;
+		run->log_flushed_at = now;
+	}
+}
+
+/* The final status and message of an exited run. */
+static const char *
+final_status(Run *run, char **message, int *exit_code, int *exit_signal)
+{
+	char	   *how = launcher_describe_exit(run->wait_status, exit_code, exit_signal);
+	char	   *lines = run_error_lines(run, 5);
+
+	*message = NULL;
+	if (run->stop_reason == STOP_REQUESTED)
+	{
+		*message = "stopped on request";
+		return "cancelled";
+	}
+	if (run->stop_reason == STOP_TIMEOUT)
+	{
+		*message = psprintf("timed out after %d s", run->timeout_s);
+		return "failed";
+	}
+	if (*exit_code == 0)
+	{
+		if (run->failed > 0)
+		{
+			*message = psprintf(INT64_FORMAT " records failed%s%s", run->failed,
+								run->last_error ? "; last error: " : "",
+								run->last_error ? run->last_error : "");
+			return "partial";
+		}
+		return "success";
+	}
+	*message = lines ? psprintf("%s: %s", how, lines) : how;
+	return "failed";
+}
+
+/* Write the outcome of an exited run. */
+void
+runs_finish(Run *run)
+{
+	Oid			types[12] = {INT8OID, TEXTOID, INT4OID, INT4OID, INT4OID, INT4OID, INT8OID,
+	TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTOID};
+	Datum		values[12];
+	char		nulls[12] = "            ";
+	char	   *message;
+	int			exit_code,
+				exit_signal;
+	const char *status = final_status(run, &message, &exit_code, &exit_signal);
+
+	values[0] = Int64GetDatum(run->id);
+	values[1] = CStringGetTextDatum(status);
+	values[2] = count_datum(run->processed);
+	values[3] = count_datum(run->created);
+	values[4] = count_datum(run->updated);
+	values[5] = count_datum(run->failed);
+	values[6] = Int64GetDatum(run->total);
+	nulls[6] = run->total < 0 ? 'n' : ' ';
+	values[7] = message ? CStringGetTextDatum(message) : (Datum) 0;
+	nulls[7] = message ? ' ' : 'n';
+	values[8] = Int32GetDatum(exit_code);
+	nulls[8] = exit_code >= 0 ? ' ' : 'n';
+	values[9] = Int32GetDatum(exit_signal);
+	nulls[9] = exit_signal > 0 ? ' ' : 'n';
+	values[10] = CStringGetTextDatum(run_metrics_json(run, GetCurrentTimestamp()));
+	values[11] = CStringGetTextDatum(output_ring_text(&run->log));
+	exec_params("UPDATE crm_dashboard.sync_history SET status = $2, "
+				"  end_time = greatest(clock_timestamp(), start_time), records_processed = $3, "
+				"  records_created = $4, records_updated = $5, records_failed = $6, "
+				"  records_total = $7, error_message = $8, exit_code = $9, exit_signal = $10, "
+				"  performance_metrics = $11::jsonb, log = $12, heartbeat = clock_timestamp() "
+				"WHERE id = $1 AND status = 'running'",
+				12, types, values, nulls, SPI_OK_UPDATE);
+}
+
+/* Which of the running ids have a stop request (stop_sync). */
+List *
+runs_stop_requested(List *running_ids)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * list_length(running_ids));
+	Oid			types[1] = {INT8ARRAYOID};
+	Datum		values[1];
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	foreach(lc, running_ids)
+		ids[foreach_current_index(lc)] = Int64GetDatum(*(int64 *) lfirst(lc));
+	values[0] = PointerGetDatum(construct_array(ids, list_length(running_ids), INT8OID,
+												8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	exec_params("SELECT id FROM crm_dashboard.sync_history WHERE id = ANY ($1) AND stop_requested",
+				1, types, values, NULL, SPI_OK_SELECT);
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int64	   *p = palloc(sizeof(int64));
+
+		*p = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		result = lappend(result, p);
+	}
+	return result;
+}
+
+/*
+ * Finish "all" runs none of whose children is still active: cancelled when
+ * stopped, failed when every model failed, partial when some did not
+ * succeed, success otherwise; counters are the children's sums.
+ */
+void
+runs_finish_parents(void)
+{
+	int			rc;
+
+	rc = SPI_execute(
+					 "UPDATE crm_dashboard.sync_history p SET "
+					 "  status = CASE WHEN p.stop_requested THEN 'cancelled' "
+					 "                WHEN a.n_failed = a.n THEN 'failed' "
+					 "                WHEN a.n_failed + a.n_other > 0 THEN 'partial' "
+					 "                ELSE 'success' END, "
+					 "  end_time = greatest(clock_timestamp(), p.start_time), "
+					 "  records_processed = least(a.processed, 2147483647), "
+					 "  records_created = least(a.created, 2147483647), "
+					 "  records_updated = least(a.updated, 2147483647), "
+					 "  records_failed = least(a.failed, 2147483647), "
+					 "  records_total = a.total, "
+					 "  error_message = CASE WHEN p.stop_requested THEN 'stopped on request' "
+					 "       WHEN a.n_failed > 0 THEN format('%s of %s models failed', a.n_failed, a.n) END "
+					 "FROM (SELECT c.parent_id, count(*) AS n, "
+					 "        count(*) FILTER (WHERE c.status = 'failed') AS n_failed, "
+					 "        count(*) FILTER (WHERE c.status IN ('partial', 'cancelled')) AS n_other, "
+					 "        sum(c.records_processed) AS processed, sum(c.records_created) AS created, "
+					 "        sum(c.records_updated) AS updated, sum(c.records_failed) AS failed, "
+					 "        sum(c.records_total) AS total "
+					 "      FROM crm_dashboard.sync_history c "
+					 "      WHERE c.parent_id IN (SELECT id FROM crm_dashboard.sync_history "
+					 "                            WHERE sync_type = 'all' AND status IN ('queued', 'running')) "
+					 "      GROUP BY c.parent_id "
+					 "      HAVING count(*) FILTER (WHERE c.status IN ('queued', 'running')) = 0) a "
+					 "WHERE p.id = a.parent_id AND p.status IN ('queued', 'running')",
+					 false, 0);
+	if (rc != SPI_OK_UPDATE)
+		elog(ERROR, "crm_dashboard launcher: could not finish \"all\" runs");
+}

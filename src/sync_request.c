@@ -1,0 +1,594 @@
+/*
+ * sync_request.c
+ *		Asking for a sync: validating a request (CRM, model, options), building
+ *		the exact argv from the command registry, and queueing the run(s).
+ *
+ * Model names placed in argv come from the catalog (crm_resolve_model), so
+ * nothing a caller types reaches the command except validated values; the
+ * command is exec'd as an argument vector, never through a shell.
+ */
+#include "postgres.h"
+
+#include <ctype.h>
+
+#include <cjson/cJSON.h>
+
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+
+#include "crm_dashboard.h"
+#include "launcher.h"
+
+PG_FUNCTION_INFO_V1(crm_start_sync);
+PG_FUNCTION_INFO_V1(crm_command_preview);
+PG_FUNCTION_INFO_V1(crm_wake_launcher);
+
+#define OPTIONS_HINT "Valid options: force, full, dry_run, debug (booleans), since (\"YYYY-MM-DD\"), max_records (1..100000000), batch_size (1..100000), timeout (seconds, 1..86400)."
+
+/* A validated options object. */
+typedef struct SyncOptions
+{
+	bool		force;
+	bool		full;
+	bool		dry_run;
+	bool		debug;
+	char	   *since;			/* NULL when absent */
+	int64		max_records;	/* 0 when absent */
+	int64		batch_size;
+	int64		timeout;
+} SyncOptions;
+
+/* A registry entry resolved for one model. */
+typedef struct SyncCommand
+{
+	List	   *argv;			/* of char *, placeholders substituted */
+	char	   *working_directory;
+	char	   *environment;	/* jsonb text */
+	int64		timeout;		/* seconds; 0 when none */
+} SyncCommand;
+
+/* The JSON type name of a value, for messages. */
+static const char *
+json_type_name(JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			return "null";
+		case jbvString:
+			return "a string";
+		case jbvNumeric:
+			return "a number";
+		case jbvBool:
+			return "a boolean";
+		case jbvBinary:
+			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
+		default:
+			return "an unexpected value";
+	}
+}
+
+/* A boolean option. */
+static bool
+option_bool(const char *key, JsonbValue *v)
+{
+	if (v->type != jbvBool)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sync option \"%s\" must be a boolean, not %s", key, json_type_name(v)),
+				 errhint("Use true or false, e.g. {\"%s\": true}.", key)));
+	return v->val.boolean;
+}
+
+/* An integer option within [min, max]. */
+static int64
+option_int(const char *key, JsonbValue *v, int64 min, int64 max)
+{
+	char	   *text;
+	char	   *end;
+	int64		n;
+
+	if (v->type != jbvNumeric)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sync option \"%s\" must be a number, not %s", key, json_type_name(v)),
+				 errhint("Use an integer from " INT64_FORMAT " to " INT64_FORMAT ".", min, max)));
+	text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+	errno = 0;
+	n = strtoll(text, &end, 10);
+	if (*end != '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sync option \"%s\" must be an integer, not %s", key, text),
+				 errhint("Use an integer from " INT64_FORMAT " to " INT64_FORMAT ".", min, max)));
+	if (errno == ERANGE || n < min || n > max)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sync option \"%s\" is out of range: %s", key, text),
+				 errhint("Use an integer from " INT64_FORMAT " to " INT64_FORMAT ".", min, max)));
+	return n;
+}
+
+/* The "since" option: an existing calendar date, YYYY-MM-DD, not in the future. */
+static char *
+option_since(JsonbValue *v)
+{
+	char	   *s;
+	int			y,
+				m,
+				d;
+	DateADT		date;
+
+	if (v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sync option \"since\" must be a string, not %s", json_type_name(v)),
+				 errhint("Use a date like \"2024-01-31\".")));
+	s = pnstrdup(v->val.string.val, v->val.string.len);
+	if (strlen(s) != 10 || strspn(s, "0123456789-") != 10 || s[4] != '-' || s[7] != '-' ||
+		sscanf(s, "%4d-%2d-%2d", &y, &m, &d) != 3 ||
+		m < 1 || m > 12 || d < 1 || d > day_tab[isleap(y)][m - 1] || y < 1900)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid date \"%s\" for sync option \"since\"", s),
+				 errhint("Use an existing date in the form YYYY-MM-DD, e.g. \"2024-01-31\".")));
+	date = date2j(y, m, d) - POSTGRES_EPOCH_JDATE;
+	if (date > GetSQLCurrentDate())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sync option \"since\" is in the future: %s", s),
+				 errhint("Use today's date or an earlier one.")));
+	return s;
+}
+
+/* Check one key/value of the options object into opts. */
+static void
+parse_option(SyncOptions *opts, const char *key, JsonbValue *v)
+{
+	if (strcmp(key, "force") == 0)
+		opts->force = option_bool(key, v);
+	else if (strcmp(key, "full") == 0)
+		opts->full = option_bool(key, v);
+	else if (strcmp(key, "dry_run") == 0)
+		opts->dry_run = option_bool(key, v);
+	else if (strcmp(key, "debug") == 0)
+		opts->debug = option_bool(key, v);
+	else if (strcmp(key, "since") == 0)
+		opts->since = option_since(v);
+	else if (strcmp(key, "max_records") == 0)
+		opts->max_records = option_int(key, v, 1, 100000000);
+	else if (strcmp(key, "batch_size") == 0)
+		opts->batch_size = option_int(key, v, 1, 100000);
+	else if (strcmp(key, "timeout") == 0)
+		opts->timeout = option_int(key, v, 1, 86400);
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown sync option \"%s\"", key),
+				 errhint(OPTIONS_HINT)));
+}
+
+/* Validate the options object (NULL means none). */
+static SyncOptions
+parse_options(Jsonb *options)
+{
+	SyncOptions opts = {0};
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+
+	if (options == NULL)
+		return opts;
+	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sync options must be a JSON object, not %s",
+						JB_ROOT_IS_SCALAR(options) ? "a scalar" : "an array"),
+				 errhint("Pass an object such as '{\"full\": true}', or '{}' for none.")));
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (tok == WJB_VALUE)
+			parse_option(&opts, key, &v);
+	}
+	return opts;
+}
+
+/* Replace every {crm} and {model} in a template element. */
+static char *
+substitute(const char *element, const char *crm, const char *model)
+{
+	StringInfoData buf;
+	const char *p = element;
+
+	initStringInfo(&buf);
+	while (*p)
+	{
+		if (strncmp(p, "{crm}", 5) == 0)
+		{
+			appendStringInfoString(&buf, crm);
+			p += 5;
+		}
+		else if (model && strncmp(p, "{model}", 7) == 0)
+		{
+			appendStringInfoString(&buf, model);
+			p += 7;
+		}
+		else
+			appendStringInfoChar(&buf, *p++);
+	}
+	return buf.data;
+}
+
+/*
+ * The registry entry for a model (a model-specific row wins over the
+ * CRM-wide one); model NULL asks for the CRM-wide row, else the first.
+ * Errors when the CRM has no command.
+ */
+static SyncCommand *
+lookup_command(const char *crm, const char *model, const char *lookup_model)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', lookup_model ? ' ' : 'n'};
+	SyncCommand *cmd = NULL;
+	MemoryContext caller = CurrentMemoryContext;
+
+	values[0] = CStringGetTextDatum(crm);
+	values[1] = lookup_model ? CStringGetTextDatum(lookup_model) : (Datum) 0;
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT argv, working_directory, environment::text, "
+							  "  extract(epoch FROM timeout)::bigint "
+							  "FROM crm_dashboard.sync_command "
+							  "WHERE crm = $1 AND (model = $2 OR model IS NULL OR $2 IS NULL) "
+							  "ORDER BY model IS NOT DISTINCT FROM $2 DESC, model IS NULL DESC, model LIMIT 1",
+							  2, types, values, nulls, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "crm_dashboard: could not look up the sync command");
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		argv = SPI_getbinval(tuple, desc, 1, &isnull);
+		Datum	   *elems;
+		bool	   *enulls;
+		int			n;
+		Datum		timeout;
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		cmd = palloc0(sizeof(SyncCommand));
+		deconstruct_array(DatumGetArrayTypeP(argv), TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &enulls, &n);
+		for (int i = 0; i < n; i++)
+			cmd->argv = lappend(cmd->argv,
+								substitute(enulls[i] ? "" : TextDatumGetCString(elems[i]), crm, model));
+		cmd->working_directory = SPI_getvalue(tuple, desc, 2);
+		cmd->environment = SPI_getvalue(tuple, desc, 3);
+		if (cmd->working_directory)
+			cmd->working_directory = pstrdup(cmd->working_directory);
+		cmd->environment = pstrdup(cmd->environment);
+		timeout = SPI_getbinval(tuple, desc, 4, &isnull);
+		cmd->timeout = isnull ? 0 : DatumGetInt64(timeout);
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	if (cmd == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("no sync command is registered for %s%s%s", crm,
+						model ? " model " : "", model ? model : ""),
+				 errhint("An administrator registers one with INSERT INTO crm_dashboard.sync_command "
+						 "(crm, argv) VALUES ('%s', '{/path/to/command,\"{crm}\",\"{model}\"}').", crm)));
+	return cmd;
+}
+
+/* Append the option flags in their fixed order. */
+static List *
+append_flags(List *argv, const SyncOptions *o)
+{
+	if (o->force)
+		argv = lappend(argv, "--force");
+	if (o->full)
+		argv = lappend(argv, "--full");
+	if (o->since)
+		argv = list_concat(argv, list_make2("--since", o->since));
+	if (o->dry_run)
+		argv = lappend(argv, "--dry-run");
+	if (o->max_records)
+		argv = list_concat(argv, list_make2("--max-records", psprintf(INT64_FORMAT, o->max_records)));
+	if (o->batch_size)
+		argv = list_concat(argv, list_make2("--batch-size", psprintf(INT64_FORMAT, o->batch_size)));
+	if (o->debug)
+		argv = lappend(argv, "--debug");
+	return argv;
+}
+
+/* A List of char * as a text[] datum. */
+static Datum
+list_to_text_array(List *items)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(1, list_length(items)));
+	ListCell   *lc;
+
+	foreach(lc, items)
+		elems[foreach_current_index(lc)] = CStringGetTextDatum(lfirst(lc));
+	return PointerGetDatum(construct_array(elems, list_length(items), TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* A List of char * as a JSON array text. */
+static char *
+list_to_json(List *items)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	foreach(lc, items)
+	{
+		if (foreach_current_index(lc) > 0)
+			appendStringInfoString(&buf, ", ");
+		escape_json(&buf, lfirst(lc));
+	}
+	appendStringInfoChar(&buf, ']');
+	return buf.data;
+}
+
+/* The models an "all" request runs, smallest (estimated) first. */
+static int
+compare_estimates(const ListCell *a, const ListCell *b)
+{
+	double		ra = ((CrmModel *) lfirst(a))->reltuples;
+	double		rb = ((CrmModel *) lfirst(b))->reltuples;
+
+	/* unknown sizes (-1) go last */
+	if (ra < 0)
+		ra = 1e300;
+	if (rb < 0)
+		rb = 1e300;
+	return ra < rb ? -1 : ra > rb ? 1 : strcmp(((CrmModel *) lfirst(a))->model,
+												((CrmModel *) lfirst(b))->model);
+}
+
+/* Validate the CRM and model; returns the models to run (one, or all in order). */
+static List *
+resolve_models(const char *crm, const char *model)
+{
+	List	   *models;
+
+	if (strcmp(model, "all") != 0)
+		return list_make1(crm_resolve_model(crm, model));
+	models = list_copy(crm_list_models(crm));
+	if (models == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("CRM \"%s\" has no models to sync", crm),
+				 errhint("Models are tables named %s_<model> in the schemas of crm_dashboard.schemas.", crm)));
+	list_sort(models, compare_estimates);
+	return models;
+}
+
+/* crm_dashboard.command_preview(crm, model, options): the argv start_sync would run. */
+Datum
+crm_command_preview(PG_FUNCTION_ARGS)
+{
+	char	   *crm = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *model = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Jsonb	   *options = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
+	List	   *models = resolve_models(crm, model);
+	SyncOptions opts = parse_options(options);
+	SyncCommand *cmd;
+
+	/*
+	 * For "all" each model runs its own command; the preview shows the
+	 * CRM-wide template with {model} left in place.
+	 */
+	if (strcmp(model, "all") == 0)
+		cmd = lookup_command(crm, NULL, NULL);
+	else
+		cmd = lookup_command(crm, ((CrmModel *) linitial(models))->model,
+							 ((CrmModel *) linitial(models))->model);
+	PG_RETURN_DATUM(list_to_text_array(append_flags(cmd->argv, &opts)));
+}
+
+/* Refuse a second active run of a model (or of "all" of the CRM), naming the active one. */
+static void
+check_not_active(const char *crm, List *models, bool all)
+{
+	Oid			types[3] = {TEXTOID, TEXTARRAYOID, BOOLOID};
+	Datum		values[3];
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	foreach(lc, models)
+		names = lappend(names, ((CrmModel *) lfirst(lc))->model);
+	values[0] = CStringGetTextDatum(crm);
+	values[1] = list_to_text_array(names);
+	values[2] = BoolGetDatum(all);
+	SPI_connect();
+	/* serialise starts per CRM so two sessions cannot both pass the check */
+	if (SPI_execute_with_args("SELECT pg_advisory_xact_lock(hashtext('crm_dashboard.start_sync'), hashtext($1))",
+							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "crm_dashboard: could not lock the CRM");
+	if (SPI_execute_with_args("SELECT id, sync_type, status FROM crm_dashboard.sync_history "
+							  "WHERE crm_source = $1 AND status IN ('queued', 'running') "
+							  "  AND (sync_type = ANY ($2) OR ($3 AND sync_type = 'all')) "
+							  "ORDER BY id LIMIT 1",
+							  3, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "crm_dashboard: could not look up active runs");
+	if (SPI_processed > 0)
+	{
+		char	   *id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		char	   *type = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+		char	   *status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("a sync of %s %s is already %s (run %s)", crm, type, status, id),
+				 errhint("Wait for run %s to finish, or stop it with crm_api.stop_sync(%s).", id, id)));
+	}
+	SPI_finish();
+}
+
+/* Refuse when no launcher will pick the run up. */
+static void
+check_launcher(void)
+{
+	Oid			db;
+
+	if (launcher_available(&db))
+		return;
+	if (!OidIsValid(db))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("sync launcher is not running"),
+				 errhint("Add crm_dashboard to shared_preload_libraries and restart the server.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("sync launcher serves database \"%s\", not \"%s\"",
+					crm_launcher_database, get_database_name(MyDatabaseId)),
+			 errhint("Start syncs in database \"%s\", or change crm_dashboard.database_name.",
+					 crm_launcher_database)));
+}
+
+/* Who asked and how: 'ui' when the HTTP server set JWT claims, else 'sql'. */
+static void
+requester(const char *via_arg, char **via, char **username)
+{
+	const char *claims = GetConfigOption("request.jwt.claims", true, false);
+	cJSON	   *json = claims && claims[0] ? cJSON_Parse(claims) : NULL;
+	cJSON	   *name = json ? cJSON_GetObjectItemCaseSensitive(json, "username") : NULL;
+
+	*username = cJSON_IsString(name) ? pstrdup(name->valuestring) : NULL;
+	cJSON_Delete(json);
+	if (via_arg)
+	{
+		if (strcmp(via_arg, "sql") != 0 && strcmp(via_arg, "ui") != 0 &&
+			strcmp(via_arg, "api") != 0 && strcmp(via_arg, "schedule") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for \"via\": \"%s\"", via_arg),
+					 errhint("Use sql, ui, api or schedule.")));
+		*via = pstrdup(via_arg);
+	}
+	else
+		*via = pstrdup(claims && claims[0] ? "ui" : "sql");
+}
+
+/* Insert one queued run; returns its id. */
+static int64
+insert_run(const char *crm, const char *model, int64 parent_id, Jsonb *options,
+		   const char *via, const char *username, SyncCommand *cmd, List *argv, int64 timeout)
+{
+	Oid			types[10] = {TEXTOID, TEXTOID, INT8OID, JSONBOID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTOID, TEXTOID, INT8OID};
+	Datum		values[10];
+	char		nulls[10] = "          ";
+	int64		id;
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(crm);
+	values[1] = CStringGetTextDatum(model);
+	values[2] = Int64GetDatum(parent_id);
+	nulls[2] = parent_id ? ' ' : 'n';
+	values[3] = JsonbPGetDatum(options);
+	values[4] = CStringGetTextDatum(via);
+	values[5] = username ? CStringGetTextDatum(username) : (Datum) 0;
+	nulls[5] = username ? ' ' : 'n';
+	values[6] = argv ? CStringGetTextDatum(list_to_json(argv)) : (Datum) 0;
+	nulls[6] = argv ? ' ' : 'n';
+	values[7] = cmd && cmd->working_directory ? CStringGetTextDatum(cmd->working_directory) : (Datum) 0;
+	nulls[7] = cmd && cmd->working_directory ? ' ' : 'n';
+	values[8] = cmd ? CStringGetTextDatum(cmd->environment) : (Datum) 0;
+	nulls[8] = cmd ? ' ' : 'n';
+	values[9] = Int64GetDatum(timeout);
+	nulls[9] = timeout > 0 ? ' ' : 'n';
+
+	SPI_connect();
+	if (SPI_execute_with_args("INSERT INTO crm_dashboard.sync_history "
+							  "  (crm_source, sync_type, status, parent_id, requested_by, requested_via, configuration) "
+							  "VALUES ($1, $2, 'queued', $3, coalesce($6, session_user), $5, "
+							  "  jsonb_strip_nulls(jsonb_build_object("
+							  "    'options', $4, 'argv', $7::jsonb, 'via', $5, "
+							  "    'requested_by', jsonb_build_object('session_user', session_user, 'username', $6), "
+							  "    'client_addr', inet_client_addr()::text, 'working_directory', $8, "
+							  "    'environment_keys', (SELECT jsonb_agg(k ORDER BY k) FROM jsonb_object_keys($9::jsonb) k), "
+							  "    'timeout_seconds', $10))) "
+							  "RETURNING id",
+							  10, types, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "crm_dashboard: could not queue the sync run");
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return id;
+}
+
+/*
+ * crm_dashboard.start_sync(crm, model, options, via): validate, queue, wake
+ * the launcher at commit; returns the run id (the parent's for "all").
+ */
+Datum
+crm_start_sync(PG_FUNCTION_ARGS)
+{
+	char	   *crm = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *model = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Jsonb	   *options = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
+	char	   *via_arg = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	bool		all = strcmp(model, "all") == 0;
+	List	   *models = resolve_models(crm, model);
+	SyncOptions opts = parse_options(options);
+	List	   *commands = NIL;
+	ListCell   *lc;
+	char	   *via;
+	char	   *username;
+	int64		parent = 0;
+	int64		id = 0;
+
+	if (options == NULL)
+		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	foreach(lc, models)
+	{
+		const char *m = ((CrmModel *) lfirst(lc))->model;
+
+		commands = lappend(commands, lookup_command(crm, m, m));
+	}
+	check_not_active(crm, models, all);
+	check_launcher();
+	requester(via_arg, &via, &username);
+
+	if (all)
+		parent = insert_run(crm, "all", 0, options, via, username, NULL, NULL, 0);
+	foreach(lc, models)
+	{
+		SyncCommand *cmd = list_nth(commands, foreach_current_index(lc));
+		int64		timeout = opts.timeout ? opts.timeout : cmd->timeout;
+
+		id = insert_run(crm, ((CrmModel *) lfirst(lc))->model, parent, options, via, username,
+						cmd, append_flags(list_copy(cmd->argv), &opts), timeout);
+	}
+	launcher_wake_at_commit();
+	PG_RETURN_INT64(all ? parent : id);
+}
+
+/* crm_dashboard.wake_launcher(): wake the launcher when this transaction commits. */
+Datum
+crm_wake_launcher(PG_FUNCTION_ARGS)
+{
+	launcher_wake_at_commit();
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/python3
+"""A stand-in sync command for the launcher tests: its first argument picks a behaviour."""
+import json
+import os
+import signal
+import sys
+import time
+
+
+def emit(**fields):
+    print(json.dumps(fields), flush=True)
+
+
+def announce():
+    print("argv: " + json.dumps(sys.argv[1:]), flush=True)
+    keys = ["CRM_DASHBOARD_SYNC_ID", "CRM_SOURCE", "SYNC_TYPE", "PGHOST", "PGPORT",
+            "PGDATABASE", "PGUSER", "PATH", "LANG", "EXTRA", "HOME"]
+    print("env: " + json.dumps({k: os.environ.get(k) for k in keys}), flush=True)
+    print("cwd: " + os.getcwd(), flush=True)
+    print("fds: " + json.dumps(sorted(int(f) for f in os.listdir("/proc/self/fd"))), flush=True)
+
+
+def main():
+    mode = sys.argv[1]
+    announce()
+    if mode == "success":
+        for i in range(1, 6):
+            emit(event="progress", processed=i * 100, created=i * 60, updated=i * 40, failed=0, total=500)
+            time.sleep(0.02)
+        emit(event="summary", processed=500, created=300, updated=200, failed=0, total=500)
+    elif mode == "partial":
+        emit(event="progress", processed=10, created=5, updated=2, failed=3, total=10)
+        for r in ("r1", "r2", "r3"):
+            emit(event="error", message=f"record {r} rejected: missing email", record=r)
+    elif mode == "fail":
+        print("connecting to the CRM", file=sys.stderr, flush=True)
+        print("authentication failed: token expired", file=sys.stderr, flush=True)
+        sys.exit(3)
+    elif mode == "malformed":
+        print('{"event": "progress", "processed": ', flush=True)
+        print("{not json at all", flush=True)
+        emit(event="progress", processed=7, created=7, updated=0, failed=0)
+    elif mode == "sleep":
+        emit(event="progress", processed=1, created=1, updated=0, failed=0)
+        time.sleep(float(sys.argv[2]))
+    elif mode == "stubborn":
+        signal.signal(signal.SIGTERM, lambda *a: print("ignoring SIGTERM", flush=True))
+        emit(event="progress", processed=1, created=0, updated=0, failed=0)
+        while True:
+            time.sleep(0.1)
+    elif mode == "flood":
+        line = ("x" * 99 + "\n").encode()
+        chunk = line * 1000
+        out = sys.stdout.buffer
+        for i in range(int(sys.argv[2]) // len(chunk)):
+            out.write(chunk)
+            if i % 10 == 0:
+                out.write(json.dumps({"event": "progress", "processed": i}).encode() + b"\n")
+        out.flush()
+    elif mode == "progress_flood":
+        out = sys.stdout
+        n = int(sys.argv[2])
+        for i in range(1, n + 1):
+            out.write('{"event": "progress", "processed": %d, "created": %d, "updated": 0, "failed": 0, "total": %d}\n' % (i, i, n))
+        out.flush()
+    elif mode == "binary":
+        sys.stdout.buffer.write(b"bin\x00ary \xff\xfe caf\xc3\xa9\n{\"event\": \"error\", \"message\": \"bad \\u00ff\"}\n")
+        sys.stdout.flush()
+        sys.stderr.buffer.write(b"oops \x00\xc3\n")
+        sys.exit(1)
+    elif mode == "crash":
+        emit(event="progress", processed=1, created=0, updated=0, failed=0)
+        os.kill(os.getpid(), signal.SIGKILL)
+    else:
+        print(f"unknown mode {mode}", file=sys.stderr)
+        sys.exit(2)
+
+
+main()
