@@ -3,7 +3,8 @@
 -- Run with psql -v bindir=$(pg_config --bindir).  The simulator stands in
 -- for the ingestion app's "python manage.py sync_<crm>_<model>" commands: it
 -- upserts plausible rows into ingestion.<crm>_<model> at a realistic pace and
--- prints JSON-lines progress.  Two CRMs get the faults their real APIs show:
+-- prints JSON-lines progress; a sheet without row ids (gsheet marketing_spend)
+-- is replaced whole in one transaction instead.  Two CRMs get the faults their real APIs show:
 -- Five9 hits a rate limit (a pause, then success), LeadConduit has records
 -- that fail validation (the run ends partial).
 

@@ -10,8 +10,12 @@
  * prints JSON-lines progress.  Faults (rate limit, failing records, bad API
  * key, hang, crash) can be injected to exercise the supervisor.
  *
- * Tables without a primary key are refused: upserting them is impossible and
- * appending would duplicate rows on every run.
+ * A table without a primary key (a Google Sheet read as a table: rows have no
+ * ids, only their position in the sheet) cannot be upserted, and appending
+ * would duplicate rows on every run.  Such a table gets a full refresh, as
+ * real sheet syncs do: one transaction deletes its rows and inserts the new
+ * snapshot, so readers see the old snapshot until the commit and a cancel,
+ * crash or kill leaves it intact.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -91,6 +95,7 @@ typedef struct Target
 	bool		partitioned;	/* no xmax through a partitioned parent */
 	bool		has_sync_created;
 	bool		has_sync_updated;
+	int			row_param;		/* parameter index of sheet_row_number, or -1 */
 } Target;
 
 typedef struct Counts
@@ -217,7 +222,11 @@ usage(FILE *out)
 	fprintf(out,
 			"crm_sync_simulator: a SIMULATOR of CRM sync commands (no CRM is contacted).\n"
 			"It upserts invented but plausible records into ingestion.<crm>_<model> at a\n"
-			"realistic pace and prints JSON-lines progress, like a real sync command.\n\n"
+			"realistic pace and prints JSON-lines progress, like a real sync command.\n"
+			"A table without a primary key (a sheet: rows have no ids) is replaced whole\n"
+			"instead: one transaction deletes its rows and inserts the new snapshot\n"
+			"(--max-records rows, default its current size give or take a few), with\n"
+			"sheet_row_number set to 1..N; SIGTERM, --dry-run or a crash keep the old rows.\n\n"
 			"Usage: crm_sync_simulator --crm CRM --model MODEL [options]\n\n"
 			"Options:\n"
 			"  --full                 full sync: a few thousand records (default: a few hundred)\n"
@@ -225,7 +234,8 @@ usage(FILE *out)
 			"  --force                ignore the last sync cursor\n"
 			"  --dry-run              write nothing; report what would change\n"
 			"  --max-records N        sync exactly N records (1..100000000)\n"
-			"  --batch-size N         records per transaction (1..100000, default 100)\n"
+			"  --batch-size N         records per transaction (1..100000, default 100);\n"
+			"                         for a full refresh, records per progress event\n"
 			"  --rate R               records per second (0 = unpaced, default 100)\n"
 			"  --fault KIND           none|rate-limit|partial|auth|hang|crash\n"
 			"  --debug                verbose log lines\n"
@@ -541,6 +551,15 @@ load_columns(PGconn *conn, Target *t, const char *table)
 		col->mutable = !col->pk && !col->skip && is_mutable_name(col->name);
 		t->npk += col->pk;
 	}
+	t->row_param = -1;
+	for (int i = 0, param = 0; i < t->ncols; i++)
+	{
+		if (t->cols[i].skip)
+			continue;
+		if (strcmp(t->cols[i].name, "sheet_row_number") == 0)
+			t->row_param = param;
+		param++;
+	}
 	PQclear(res);
 }
 
@@ -608,6 +627,23 @@ load_key_shapes(PGconn *conn, Target *t)
 	}
 }
 
+/*
+ * Count the rows of a table without a primary key exactly: its refresh
+ * replaces them all, and such tables (sheets) are small.
+ */
+static void
+count_rows(PGconn *conn, Target *t)
+{
+	char	   *sql = malloc(strlen(t->qualified) + 32);
+	PGresult   *res;
+
+	sprintf(sql, "SELECT count(*) FROM %s", t->qualified);
+	res = query(conn, sql, 0, NULL);
+	t->reltuples = atof(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	free(sql);
+}
+
 /* Introspect ingestion.<crm>_<model>; exit 1 if it cannot be synced. */
 static void
 load_target(PGconn *conn, Target *t)
@@ -626,8 +662,7 @@ load_target(PGconn *conn, Target *t)
 
 	load_columns(conn, t, table);
 	if (t->npk == 0)
-		die(1, "table %s.%s has no primary key: records cannot be upserted without duplicating rows "
-			"(add a primary key to sync it)", opts.schema, table);
+		count_rows(conn, t);
 	load_stats(conn, t, table);
 	load_key_shapes(conn, t);
 	debug_log("table %s: %d columns, %d in the primary key, about %.0f rows",
@@ -1069,6 +1104,28 @@ build_upsert(PGconn *conn, const Target *t)
 	return sql;
 }
 
+/*
+ * Build the plain insert of a full refresh.  RETURNING true lets it share
+ * write_record with the upsert: every written row is a created one.
+ */
+static char *
+build_insert(PGconn *conn, const Target *t)
+{
+	char	   *sql = NULL;
+	size_t		len = 0;
+	int			n;
+
+	append(&sql, &len, "INSERT INTO %s (", t->qualified);
+	n = append_columns(conn, t, is_written, "%s", &sql, &len);
+	append(&sql, &len, "%s%s) VALUES (", t->has_sync_created ? ", sync_created_at" : "",
+		   t->has_sync_updated ? ", sync_updated_at" : "");
+	for (int i = 1; i <= n; i++)
+		append(&sql, &len, "%s$%d", i > 1 ? ", " : "", i);
+	append(&sql, &len, "%s%s) RETURNING true", t->has_sync_created ? ", now()" : "",
+		   t->has_sync_updated ? ", now()" : "");
+	return sql;
+}
+
 /* Fetch up to n random primary keys of existing rows, as text, one row each. */
 static PGresult *
 sample_existing_keys(PGconn *conn, const Target *t, long n)
@@ -1152,16 +1209,17 @@ validation_message(void)
 	return PICK(msgs);
 }
 
-/* Upsert one record inside the batch transaction; update counts or report an error. */
+/*
+ * Write one record with the prepared statement inside the open transaction;
+ * update counts or report an error naming the record id.
+ */
 static void
-upsert_record(PGconn *conn, Target *t, int nparams, char **values, Counts *batch)
+write_record(PGconn *conn, int nparams, char **values, const char *id, Counts *batch)
 {
-	char		id[256],
-				msg[1024];
+	char		msg[1024];
 	const char *primary;
 	PGresult   *res;
 
-	record_id(t, values, id, sizeof(id));
 	batch->processed++;
 	if (opts.fault == FAULT_PARTIAL && rnd_unit() < 0.02)
 	{
@@ -1171,7 +1229,7 @@ upsert_record(PGconn *conn, Target *t, int nparams, char **values, Counts *batch
 	}
 	/* A savepoint per record: one bad row must not lose the whole batch. */
 	command(conn, "SAVEPOINT record");
-	res = PQexecPrepared(conn, "upsert", nparams, (const char *const *) values, NULL, NULL, 0);
+	res = PQexecPrepared(conn, "write", nparams, (const char *const *) values, NULL, NULL, 0);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
 	{
 		bool		inserted = PQgetvalue(res, 0, 0)[0] == 't';
@@ -1180,7 +1238,7 @@ upsert_record(PGconn *conn, Target *t, int nparams, char **values, Counts *batch
 			batch->created++;
 		else
 			batch->updated++;
-		debug_log("upsert %s -> %s", id, inserted ? "created" : "updated");
+		debug_log("write %s -> %s", id, inserted ? "created" : "updated");
 		PQclear(res);
 		command(conn, "RELEASE SAVEPOINT record");
 		return;
@@ -1310,6 +1368,13 @@ plan_total(const Target *t)
 
 	if (opts.max_records > 0)
 		return opts.max_records;
+	/* A sheet read again has gained or lost a few rows (reltuples is exact here). */
+	if (t->npk == 0)
+	{
+		long		n = (long) t->reltuples + rnd_range(t->reltuples >= 3 ? -3 : 0, 3);
+
+		return n > 0 ? n : 1;
+	}
 	/* A small lookup table is re-read whole, plus the odd new row. */
 	if (t->reltuples >= 0 && t->reltuples < plan)
 		return (long) t->reltuples + (opts.full ? 0 : rnd_range(0, 2)) + (t->reltuples < 1 ? 5 : 0);
@@ -1329,8 +1394,11 @@ run_batch(PGconn *conn, Target *t, int nparams, long size, Counts *totals)
 	command(conn, "BEGIN");
 	for (long r = 0; r < size && !cancel_requested; r++)
 	{
+		char		id[256];
+
 		make_record(t, values, keys, r < nkeys ? (int) r : -1);
-		upsert_record(conn, t, nparams, values, &batch);
+		record_id(t, values, id, sizeof(id));
+		write_record(conn, nparams, values, id, &batch);
 		for (int i = 0; i < nparams; i++)
 			free(values[i]);
 	}
@@ -1350,6 +1418,136 @@ run_batch(PGconn *conn, Target *t, int nparams, long size, Counts *totals)
 	return true;
 }
 
+/* Upsert the records in batches of their own transactions, with progress after each. */
+static void
+sync_batches(PGconn *conn, Target *t, int nparams, long total, Counts *totals)
+{
+	bool		rate_limited = false;
+
+	for (long page = 1; totals->processed < total && !cancel_requested; page++)
+	{
+		long		size = total - totals->processed < opts.batch_size ? total - totals->processed : opts.batch_size;
+
+		maybe_fault(totals->processed, total, &rate_limited);
+		if (cancel_requested)
+			break;
+		log_fetch(page, totals->processed, size);
+		if (!run_batch(conn, t, nparams, size, totals))
+			break;
+		emit_progress(totals, total);
+		pace(totals->processed);
+	}
+}
+
+/*
+ * Open the refresh transaction: lock out other writers, then delete every row.
+ * SHARE ROW EXCLUSIVE conflicts with itself and with writers, so two refreshes
+ * cannot interleave (each would keep the other's snapshot and double the
+ * rows), yet readers keep reading the old snapshot meanwhile.  TRUNCATE would
+ * block them for the whole paced run.  Returns the number of rows deleted.
+ */
+static long
+begin_refresh(PGconn *conn, const Target *t)
+{
+	char	   *sql = malloc(strlen(t->qualified) + 64);
+	PGresult   *res;
+	long		deleted;
+
+	command(conn, "BEGIN");
+	/* A refresh already running holds the lock for minutes: fail instead of queueing. */
+	command(conn, "SET LOCAL lock_timeout = '10s'");
+	sprintf(sql, "LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE", t->qualified);
+	command(conn, sql);
+	command(conn, "SET LOCAL lock_timeout = 0");
+	sprintf(sql, "DELETE FROM %s", t->qualified);
+	res = PQexec(conn, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		die(1, "\"%s\" failed: %s", sql, PQerrorMessage(conn));
+	deleted = atol(PQcmdTuples(res));
+	PQclear(res);
+	free(sql);
+	return deleted;
+}
+
+/* Fill values[] for one row of the new snapshot, at position row of the sheet. */
+static void
+make_snapshot_row(Target *t, char **values, long row)
+{
+	make_record(t, values, NULL, -1);
+	if (t->row_param >= 0)
+	{
+		free(values[t->row_param]);
+		values[t->row_param] = malloc(24);
+		snprintf(values[t->row_param], 24, "%ld", row);
+	}
+}
+
+/* Insert one progress batch of the snapshot, rows after those already processed. */
+static void
+insert_snapshot_batch(PGconn *conn, Target *t, int nparams, long size, Counts *run)
+{
+	char	  **values = calloc(nparams, sizeof(char *));
+
+	for (long r = 0; r < size && !cancel_requested; r++)
+	{
+		long		row = run->processed + 1;
+		char		id[64];
+
+		/* A row that fails validation is skipped: its row number stays unused. */
+		snprintf(id, sizeof(id), "row %ld", row);
+		make_snapshot_row(t, values, row);
+		write_record(conn, nparams, values, id, run);
+		for (int i = 0; i < nparams; i++)
+			free(values[i]);
+	}
+	free(values);
+}
+
+/*
+ * Replace the whole table in one transaction (it has no row ids to upsert
+ * on).  Progress events come per batch from inside the transaction; counts
+ * reach totals only when the new snapshot commits (or would, in a dry run).
+ * Any way out before the commit leaves the previous snapshot untouched.
+ */
+static void
+sync_snapshot(PGconn *conn, Target *t, int nparams, long total, Counts *totals)
+{
+	const char *what = strcmp(opts.crm, "gsheet") == 0 ? "sheet" : "table";
+	bool		rate_limited = false;
+	Counts		run = {0};
+	long		deleted;
+
+	log_line(false, "The %s has no row ids (no primary key): replacing it as a whole in one transaction",
+			 what);
+	deleted = begin_refresh(conn, t);
+	debug_log("deleted %ld rows of the previous snapshot", deleted);
+	for (long page = 1; run.processed < total && !cancel_requested; page++)
+	{
+		long		size = total - run.processed < opts.batch_size ? total - run.processed : opts.batch_size;
+
+		maybe_fault(run.processed, total, &rate_limited);
+		if (cancel_requested)
+			break;
+		log_fetch(page, run.processed, size);
+		insert_snapshot_batch(conn, t, nparams, size, &run);
+		if (cancel_requested)
+			break;
+		emit_progress(&run, total);
+		pace(run.processed);
+	}
+	if (cancel_requested)
+	{
+		command(conn, "ROLLBACK");
+		log_line(true, "Received SIGTERM; rolled back the refresh: %ld new rows discarded, "
+				 "the previous %ld rows kept", run.created, deleted);
+		return;
+	}
+	command(conn, opts.dry_run ? "ROLLBACK" : "COMMIT");
+	log_line(false, "Replaced %ld rows with a snapshot of %ld%s", deleted, run.created,
+			 opts.dry_run ? " (dry run: rolled back)" : "");
+	*totals = run;
+}
+
 /* Log what is about to happen. */
 static void
 log_start(const Target *t, long total)
@@ -1360,8 +1558,10 @@ log_start(const Target *t, long total)
 	if (opts.rate > 0)
 		snprintf(pace_text, sizeof(pace_text), "%g records/s", opts.rate);
 
-	log_line(true, "Starting %s %s sync of %s (simulated%s%s)", opts.full ? "full" : "incremental",
-			 crm_display(), opts.model, opts.dry_run ? ", dry run" : "", opts.force ? ", forced" : "");
+	/* A refresh is always a full sync, whatever --full says. */
+	log_line(true, "Starting %s %s sync of %s (simulated%s%s)",
+			 opts.full || t->npk == 0 ? "full" : "incremental", crm_display(), opts.model,
+			 opts.dry_run ? ", dry run" : "", opts.force ? ", forced" : "");
 	if (sync_id)
 		log_line(false, "crm_dashboard run id %s", sync_id);
 	if (opts.since)
@@ -1374,25 +1574,32 @@ log_start(const Target *t, long total)
 		debug_log("injected fault: %s", fault_names[opts.fault]);
 }
 
-/* Sync all batches, print progress and the summary; return the exit code. */
+/* Prepare the statement that writes one record: an upsert, or an insert for a refresh. */
+static int
+prepare_write(PGconn *conn, const Target *t)
+{
+	int			nparams = 0;
+	char	   *sql = t->npk > 0 ? build_upsert(conn, t) : build_insert(conn, t);
+	PGresult   *res;
+
+	for (int i = 0; i < t->ncols; i++)
+		nparams += !t->cols[i].skip;
+	debug_log("write statement: %s", sql);
+	res = PQprepare(conn, "write", sql, nparams, NULL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		die(1, "could not prepare the write statement: %s", PQerrorMessage(conn));
+	PQclear(res);
+	free(sql);
+	return nparams;
+}
+
+/* Sync the records, print progress and the summary; return the exit code. */
 static int
 run(PGconn *conn, Target *t)
 {
 	long		total = plan_total(t);
-	int			nparams = 0;
-	char	   *sql = build_upsert(conn, t);
-	PGresult   *res;
+	int			nparams = prepare_write(conn, t);
 	Counts		totals = {0};
-	bool		rate_limited = false;
-
-	for (int i = 0; i < t->ncols; i++)
-		nparams += !t->cols[i].skip;
-	debug_log("upsert statement: %s", sql);
-	res = PQprepare(conn, "upsert", sql, nparams, NULL);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		die(1, "could not prepare the upsert: %s", PQerrorMessage(conn));
-	PQclear(res);
-	free(sql);
 
 	log_start(t, total);
 	if (opts.fault == FAULT_AUTH)
@@ -1400,19 +1607,10 @@ run(PGconn *conn, Target *t)
 		log_line(false, "Authenticating with %s API", crm_display());
 		die(1, "HTTP 401: invalid API key");
 	}
-	for (long page = 1; totals.processed < total && !cancel_requested; page++)
-	{
-		long		size = total - totals.processed < opts.batch_size ? total - totals.processed : opts.batch_size;
-
-		maybe_fault(totals.processed, total, &rate_limited);
-		if (cancel_requested)
-			break;
-		log_fetch(page, totals.processed, size);
-		if (!run_batch(conn, t, nparams, size, &totals))
-			break;
-		emit_progress(&totals, total);
-		pace(totals.processed);
-	}
+	if (t->npk > 0)
+		sync_batches(conn, t, nparams, total, &totals);
+	else
+		sync_snapshot(conn, t, nparams, total, &totals);
 	if (cancel_requested)
 		log_line(true, "Cancelled by SIGTERM after %ld records", totals.processed);
 	emit_summary(&totals, cancel_requested);
