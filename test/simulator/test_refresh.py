@@ -1,4 +1,5 @@
 """The full refresh of a table without a primary key (a sheet): one transaction, all or nothing."""
+import re
 import signal
 import time
 
@@ -115,9 +116,10 @@ def test_pacing_and_rate_limit(demo):
     rc, out, err, evs = demo.run(*SHEET, "--max-records", "200", "--batch-size", "50", "--rate", "200",
                                  "--fault", "rate-limit")
     assert rc == 0, err
-    assert "HTTP 429 Too Many Requests" in out
-    # About one second of pacing plus the 2-5 s pause of the rate limit.
-    assert 2.8 <= summary_of(evs)["duration_seconds"] <= 12
+    pause = re.search(r"HTTP 429 Too Many Requests; retrying after (\d+) s", out)
+    assert pause, out
+    # The announced pause really happened (no upper bound: the machine may be slow).
+    assert summary_of(evs)["duration_seconds"] >= int(pause.group(1))
     assert demo.count("gsheet_marketing_spend") == 200
 
 

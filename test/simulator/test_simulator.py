@@ -162,7 +162,7 @@ def test_rate_limit_fault_pauses_then_succeeds(demo):
 def test_pacing(demo):
     rc, _, err, evs = demo.run("--crm", "arrivy", "--model", "task", "--max-records", "300", "--rate", "200")
     assert rc == 0, err
-    assert 1.2 <= summary_of(evs)["duration_seconds"] <= 10
+    assert summary_of(evs)["duration_seconds"] >= 1.2  # 300 records at 200/s
 
 
 def read_until_progress(proc, deadline=15):
