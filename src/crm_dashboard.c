@@ -8,6 +8,8 @@
 #include "utils/guc.h"
 
 #include "crm_dashboard.h"
+#include "http.h"
+#include "launcher.h"
 
 PG_MODULE_MAGIC;
 
@@ -17,5 +19,7 @@ void
 _PG_init(void)
 {
 	DiscoveryInit();
+	LauncherInit();
+	HttpInit();
 	MarkGUCPrefixReserved("crm_dashboard");
 }

@@ -1,0 +1,402 @@
+/*
+ * http.c
+ *		Settings of the HTTP server and its background workers' main loop.
+ *
+ * Each worker runs libmicrohttpd without any thread of its own: the
+ * daemon's epoll descriptor sits in the worker's WaitEventSet beside its
+ * latch, and MHD_run() does the network work on the main thread whenever
+ * either fires.  So every request handler runs on the thread that may use
+ * PostgreSQL, one request at a time per worker; http_workers workers bind
+ * the same port (SO_REUSEPORT) so the kernel spreads connections over them.
+ */
+#include "postgres.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "http.h"
+#include "http_query_parse.h"
+
+int			http_port = 0;
+char	   *http_listen = NULL;
+int			http_workers = 2;
+char	   *http_jwt_secret = NULL;
+char	   *http_jwt_secret_file = NULL;
+int			http_jwt_expiry = 8 * 3600;
+char	   *http_anon_role = NULL;
+char	   *http_ui_directory = NULL;
+int			http_max_connections = 256;
+int			http_max_body = 1024 * 1024;
+int			http_request_timeout = 30;
+
+/* Connections currently open on this worker's daemon. */
+static int	open_connections = 0;
+
+/* A JWT secret is either unset or long enough to resist brute force. */
+static bool
+check_jwt_secret(char **newval, void **extra, GucSource source)
+{
+	if (*newval != NULL && (*newval)[0] != '\0' && strlen(*newval) < 32)
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errmsg("crm_dashboard.jwt_secret must be at least 32 characters long");
+		return false;
+	}
+	return true;
+}
+
+/* The secret read from crm_dashboard.jwt_secret_file (a GUC "extra"). */
+static char *file_secret = NULL;
+
+/* Read a secret file: its text without trailing white space, or NULL. */
+static char *
+read_secret_file(const char *path)
+{
+	char		buf[4097];
+	size_t		n;
+	FILE	   *f = fopen(path, "r");
+
+	if (f == NULL)
+		return NULL;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	while (n > 0 && isspace((unsigned char) buf[n - 1]))
+		buf[--n] = '\0';
+	return strdup(buf);
+}
+
+/* A secret file must be readable and hold at least 32 characters. */
+static bool
+check_jwt_secret_file(char **newval, void **extra, GucSource source)
+{
+	char	   *secret;
+
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	secret = read_secret_file(*newval);
+	if (secret == NULL || strlen(secret) < 32)
+	{
+		free(secret);
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errmsg("crm_dashboard.jwt_secret_file \"%s\" must be a readable file of at least 32 characters",
+						 *newval);
+		return false;
+	}
+	/* a GUC "extra" is malloc'd; the GUC machinery frees it */
+	*extra = secret;
+	return true;
+}
+
+/* Keep the secret read by the check hook. */
+static void
+assign_jwt_secret_file(const char *newval, void *extra)
+{
+	file_secret = extra;
+}
+
+/* The secret that signs and verifies tokens: the file's, else the setting's. */
+const char *
+http_jwt_key(void)
+{
+	if (file_secret != NULL && file_secret[0] != '\0')
+		return file_secret;
+	return http_jwt_secret ? http_jwt_secret : "";
+}
+
+/*
+ * Define the listening settings (restart to change).  PGC_POSTMASTER
+ * variables may only be created while preloading; a library loaded later
+ * (CREATE EXTENSION, LOAD) defines them as PGC_SIGHUP, which changes
+ * nothing there since no worker runs without preloading.
+ */
+static void
+define_listen_settings(void)
+{
+	GucContext	ctx = process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP;
+
+	DefineCustomIntVariable("crm_dashboard.http_port",
+							"TCP port of the bundled HTTP server; 0 turns it off.",
+							"Range 0..65535.  Takes effect at server start.",
+							&http_port, 0, 0, 65535, ctx, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("crm_dashboard.http_listen",
+							   "Address the HTTP server binds to.",
+							   "An IPv4 or IPv6 address.  Takes effect at server start.",
+							   &http_listen, "127.0.0.1", ctx, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("crm_dashboard.http_workers",
+							"Number of HTTP worker processes sharing the port.",
+							"Range 1..32.  Takes effect at server start.",
+							&http_workers, 2, 1, 32, ctx, 0, NULL, NULL, NULL);
+}
+
+/* Define authentication and UI settings (reloadable). */
+static void
+define_auth_settings(void)
+{
+	char		sharedir[MAXPGPATH];
+
+	DefineCustomStringVariable("crm_dashboard.jwt_secret",
+							   "Secret for HS256 tokens (at least 32 characters).",
+							   "Only superusers can read it.  Reload to change.",
+							   &http_jwt_secret, "", PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   check_jwt_secret, NULL, NULL);
+	DefineCustomStringVariable("crm_dashboard.jwt_secret_file",
+							   "File holding the token secret; wins over crm_dashboard.jwt_secret.",
+							   "Read at start and on reload.  Unlike jwt_secret, the secret itself never "
+							   "appears in the server log's \"parameter changed\" lines.",
+							   &http_jwt_secret_file, "", PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE,
+							   check_jwt_secret_file, assign_jwt_secret_file, NULL);
+	DefineCustomIntVariable("crm_dashboard.jwt_expiry",
+							"Lifetime of tokens issued by crm_api.login.",
+							"Range 60 s .. 30 days.",
+							&http_jwt_expiry, 8 * 3600, 60, 30 * 86400, PGC_SIGHUP,
+							GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomStringVariable("crm_dashboard.anon_role",
+							   "Role for HTTP requests without a token; empty refuses them (401).",
+							   NULL, &http_anon_role, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	get_share_path(my_exec_path, sharedir);
+	DefineCustomStringVariable("crm_dashboard.ui_directory",
+							   "Directory of the static web UI.",
+							   NULL, &http_ui_directory,
+							   psprintf("%s/extension/crm_dashboard_ui", sharedir),
+							   PGC_SIGHUP, 0, NULL, NULL, NULL);
+}
+
+/* Define the limits on requests (reloadable). */
+static void
+define_limit_settings(void)
+{
+	DefineCustomIntVariable("crm_dashboard.http_max_connections",
+							"Open connections accepted per HTTP worker.",
+							"Range 1..10000; further connections are refused.",
+							&http_max_connections, 256, 1, 10000, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("crm_dashboard.http_max_body",
+							"Largest request body accepted (413 beyond).",
+							"Range 1 kB .. 64 MB.",
+							&http_max_body, 1024 * 1024, 1024, 64 * 1024 * 1024, PGC_SIGHUP,
+							GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomIntVariable("crm_dashboard.http_request_timeout",
+							"Idle time before a connection is dropped, and statement time limit of a request.",
+							"Range 1 .. 3600 s.",
+							&http_request_timeout, 30, 1, 3600, PGC_SIGHUP,
+							GUC_UNIT_S, NULL, NULL, NULL);
+}
+
+/* Register the HTTP workers when preloaded with a port set. */
+static void
+register_workers(void)
+{
+	int			i;
+
+	for (i = 0; i < http_workers; i++)
+	{
+		BackgroundWorker worker;
+
+		memset(&worker, 0, sizeof(worker));
+		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		/* reads work on a hot standby too */
+		worker.bgw_start_time = BgWorkerStart_ConsistentState;
+		worker.bgw_restart_time = 5;
+		snprintf(worker.bgw_library_name, BGW_MAXLEN, "crm_dashboard");
+		snprintf(worker.bgw_function_name, BGW_MAXLEN, "HttpWorkerMain");
+		snprintf(worker.bgw_name, BGW_MAXLEN, "crm_dashboard http worker %d", i + 1);
+		snprintf(worker.bgw_type, BGW_MAXLEN, "crm_dashboard http");
+		worker.bgw_main_arg = Int32GetDatum(i);
+		RegisterBackgroundWorker(&worker);
+	}
+}
+
+/* Define the HTTP settings; start the workers when preloaded with a port. */
+void
+HttpInit(void)
+{
+	define_listen_settings();
+	define_auth_settings();
+	define_limit_settings();
+	if (process_shared_preload_libraries_in_progress && http_port > 0)
+		register_workers();
+}
+
+/* Refuse connections beyond crm_dashboard.http_max_connections (reloadable). */
+static enum MHD_Result
+http_accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	return open_connections < http_max_connections ? MHD_YES : MHD_NO;
+}
+
+/* Count open connections for the accept policy. */
+static void
+http_connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+					   enum MHD_ConnectionNotificationCode toe)
+{
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+		open_connections++;
+	else
+		open_connections--;
+}
+
+/* Form-decode URL components with the same decoder the fuzz target tests. */
+static size_t
+http_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+	return hq_form_decode(s);
+}
+
+/* Route libmicrohttpd's diagnostics to the server log. */
+static void
+http_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char		buf[512];
+	size_t		len;
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	len = strlen(buf);
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\t'))
+		buf[--len] = '\0';
+	elog(LOG, "crm_dashboard http: %s", buf);
+}
+
+/* Fill addr from crm_dashboard.http_listen; returns its length or 0. */
+static socklen_t
+listen_address(struct sockaddr_storage *addr, bool *ipv6)
+{
+	struct sockaddr_in *v4 = (struct sockaddr_in *) addr;
+	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *) addr;
+
+	memset(addr, 0, sizeof(*addr));
+	*ipv6 = false;
+	if (inet_pton(AF_INET, http_listen, &v4->sin_addr) == 1)
+	{
+		v4->sin_family = AF_INET;
+		v4->sin_port = htons(http_port);
+		return sizeof(*v4);
+	}
+	if (inet_pton(AF_INET6, http_listen, &v6->sin6_addr) == 1)
+	{
+		v6->sin6_family = AF_INET6;
+		v6->sin6_port = htons(http_port);
+		*ipv6 = true;
+		return sizeof(*v6);
+	}
+	return 0;
+}
+
+/* Start this worker's daemon: epoll, no internal thread, shared port. */
+static struct MHD_Daemon *
+http_start_daemon(void)
+{
+	struct sockaddr_storage addr;
+	bool		ipv6;
+	unsigned int flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	struct MHD_Daemon *d;
+
+	if (listen_address(&addr, &ipv6) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid crm_dashboard.http_listen address \"%s\"", http_listen),
+				 errhint("Set an IPv4 or IPv6 address such as 127.0.0.1 or ::1.")));
+	if (ipv6)
+		flags |= MHD_USE_IPv6;
+	d = MHD_start_daemon(flags, (uint16_t) http_port,
+						 http_accept_policy, NULL,
+						 http_access_handler, NULL,
+						 MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL,
+						 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
+						 MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int) 1,
+						 MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 10000,
+						 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) http_request_timeout,
+						 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) HTTP_MEMORY_LIMIT,
+						 MHD_OPTION_NOTIFY_COMPLETED, http_request_completed, NULL,
+						 MHD_OPTION_NOTIFY_CONNECTION, http_connection_notify, NULL,
+						 MHD_OPTION_UNESCAPE_CALLBACK, http_unescape, NULL,
+						 MHD_OPTION_END);
+	if (d == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not start the HTTP server on %s port %d", http_listen, http_port),
+				 errhint("Check that the address exists and that no other program uses the port.")));
+	return d;
+}
+
+/* Milliseconds to wait: libmicrohttpd's next timeout, SSE's, or a minute. */
+static long
+http_wait_timeout(struct MHD_Daemon *d)
+{
+	MHD_UNSIGNED_LONG_LONG mhd_ms;
+	long		timeout = 60 * 1000L;
+	long		sse_ms = http_sse_next_timeout_ms();
+
+	if (MHD_get_timeout(d, &mhd_ms) == MHD_YES && mhd_ms < (MHD_UNSIGNED_LONG_LONG) timeout)
+		timeout = (long) mhd_ms;
+	if (sse_ms >= 0 && sse_ms < timeout)
+		timeout = sse_ms;
+	return timeout;
+}
+
+/* The worker's WaitEventSet: latch, postmaster death, the daemon's epoll fd. */
+static WaitEventSet *
+http_wait_set(struct MHD_Daemon *d)
+{
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
+	WaitEventSet *set;
+
+	if (info == NULL)
+		elog(ERROR, "libmicrohttpd gave no epoll descriptor");
+	set = CreateWaitEventSet(TopMemoryContext, 3);
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	AddWaitEventToSet(set, WL_SOCKET_READABLE, info->epoll_fd, NULL, NULL);
+	return set;
+}
+
+/* Entry point of an HTTP worker. */
+void
+HttpWorkerMain(Datum main_arg)
+{
+	const char *dbname;
+	struct MHD_Daemon *d;
+	WaitEventSet *set;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	dbname = GetConfigOption("crm_dashboard.database_name", true, false);
+	BackgroundWorkerInitializeConnection(dbname && dbname[0] ? dbname : "postgres", NULL, 0);
+	pgstat_report_appname("crm_dashboard http");
+
+	d = http_start_daemon();
+	set = http_wait_set(d);
+	http_sse_init();
+	elog(LOG, "crm_dashboard http worker %d listening on %s port %d",
+		 DatumGetInt32(main_arg) + 1, http_listen, http_port);
+
+	for (;;)
+	{
+		WaitEvent	event;
+
+		pgstat_report_activity(STATE_IDLE, NULL);
+		(void) WaitEventSetWait(set, http_wait_timeout(d), &event, 1, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		http_sse_poll();
+		MHD_run(d);
+	}
+}

@@ -1,0 +1,171 @@
+/*
+ * http_auth.c
+ *		Who a request runs as: the JWT's role (Bearer header or the login
+ *		cookie), the anonymous role, or a 401; and the transaction-local
+ *		settings PostgREST defines for SQL to read.
+ *
+ * A token's role must be crm_dashboard_viewer or a role that is a member of
+ * it (operator, admin, or a site role granted one of them), and never a
+ * superuser: a token can only ever narrow what the worker may do.
+ */
+#include "postgres.h"
+
+#include <time.h>
+
+#include "catalog/pg_authid.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/guc.h"
+#include "utils/formatting.h"
+#include "utils/json.h"
+
+#include "http.h"
+#include "jwt.h"
+
+/* The token of a request: Bearer header first, then the login cookie. */
+static const char *
+request_token(HttpRequest *req, bool *malformed)
+{
+	const char *auth = http_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+
+	*malformed = false;
+	if (auth != NULL)
+	{
+		if (pg_strncasecmp(auth, "Bearer ", 7) == 0 && auth[7] != '\0')
+			return auth + 7;
+		*malformed = true;
+		return NULL;
+	}
+	return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, HTTP_COOKIE);
+}
+
+/* Run anonymously: as crm_dashboard.anon_role, or the login-only role. */
+static bool
+authenticate_anonymous(HttpRequest *req, bool login_route)
+{
+	req->anonymous = true;
+	if (http_anon_role && http_anon_role[0])
+		req->role = pstrdup(http_anon_role);
+	else if (login_route)
+		req->role = pstrdup(HTTP_LOGIN_ROLE);
+	else
+	{
+		http_reply_error(req, 401, "PGRST302", "Anonymous access is disabled", NULL,
+						 "Log in with POST /api/rpc/login and send the token as \"Authorization: Bearer <token>\".");
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Decide the request's role and claims; replies 401 and returns false when
+ * the token is missing (without an anonymous role), malformed or expired.
+ */
+bool
+http_authenticate(HttpRequest *req, bool login_route)
+{
+	bool		malformed;
+	const char *token = request_token(req, &malformed);
+	JwtClaims	claims;
+	JwtStatus	st;
+	MemoryContext old;
+
+	if (malformed)
+	{
+		http_reply_error(req, 401, "PGRST301", "Expected \"Authorization: Bearer <token>\"", NULL, NULL);
+		return false;
+	}
+	if (token == NULL || token[0] == '\0')
+		return authenticate_anonymous(req, login_route);
+	if (http_jwt_key()[0] == '\0')
+	{
+		http_reply_error(req, 500, "PGRST300", "Server lacks JWT secret", NULL,
+						 "Set crm_dashboard.jwt_secret_file (or jwt_secret) and reload.");
+		return false;
+	}
+	old = MemoryContextSwitchTo(req->ctx);
+	st = jwt_verify(token, http_jwt_key(), (int64) time(NULL), &claims);
+	MemoryContextSwitchTo(old);
+	if (st == JWT_EXPIRED)
+		http_reply_error(req, 401, "PGRST303", claims.reason, NULL, NULL);
+	else if (st == JWT_INVALID)
+		http_reply_error(req, 401, "PGRST301", claims.reason, NULL, NULL);
+	else if (claims.role == NULL)
+		http_reply_error(req, 401, "PGRST301", "JWT has no role claim", NULL, NULL);
+	else
+	{
+		req->role = claims.role;
+		req->claims = claims.json;
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Inside the request's transaction: whether the chosen role may be used.
+ * Replies 401 and returns false otherwise.
+ */
+bool
+http_check_role(HttpRequest *req)
+{
+	Oid			roleid = get_role_oid(req->role, true);
+	Oid			viewer = get_role_oid("crm_dashboard_viewer", true);
+
+	if (OidIsValid(roleid) && !superuser_arg(roleid) &&
+		(req->anonymous || (OidIsValid(viewer) && is_member_of_role(roleid, viewer))))
+		return true;
+	http_reply_error(req, 401, "PGRST301",
+					 req->anonymous ? "The anonymous role cannot be used" :
+					 "JWT role is not a dashboard role",
+					 psprintf("Role \"%s\" does not exist, is a superuser, or is not a member of crm_dashboard_viewer.",
+							  req->role),
+					 NULL);
+	return false;
+}
+
+/* Add one header to a JSON object under construction, lower-cased. */
+static enum MHD_Result
+add_header_json(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	StringInfo	buf = cls;
+	char	   *lower;
+
+	/* credentials never reach SQL-visible settings (or logs of them) */
+	if (pg_strcasecmp(key, "authorization") == 0 || pg_strcasecmp(key, "cookie") == 0)
+		return MHD_YES;
+	lower = asc_tolower(key, strlen(key));
+	if (buf->len > 1)
+		appendStringInfoChar(buf, ',');
+	escape_json(buf, lower);
+	appendStringInfoChar(buf, ':');
+	escape_json(buf, value ? value : "");
+	return MHD_YES;
+}
+
+/* Set one transaction-local setting. */
+static void
+set_local(const char *name, const char *value)
+{
+	(void) set_config_option(name, value, PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, ERROR, false);
+}
+
+/* The request's transaction-local settings, role last. */
+void
+http_set_request_settings(HttpRequest *req)
+{
+	StringInfoData headers;
+
+	initStringInfo(&headers);
+	appendStringInfoChar(&headers, '{');
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, add_header_json, &headers);
+	appendStringInfoChar(&headers, '}');
+
+	set_local("search_path", "crm_api");
+	set_local("statement_timeout", psprintf("%d", http_request_timeout * 1000));
+	set_local("request.jwt.claims", req->claims ? req->claims : "{}");
+	set_local("request.method", req->method);
+	set_local("request.path", req->url);
+	set_local("request.headers", headers.data);
+	set_local("role", req->role);
+}

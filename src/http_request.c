@@ -1,0 +1,213 @@
+/*
+ * http_request.c
+ *		libmicrohttpd's callbacks: collecting a request, enforcing the limits
+ *		on hostile input, and routing it to the API or the static UI.
+ *
+ * These callbacks run inside MHD_run() on the worker's main thread.  A
+ * PostgreSQL error must never unwind through libmicrohttpd's frames, so
+ * the access handler catches everything that escapes the request's own
+ * transaction handling and answers 500.
+ */
+#include "postgres.h"
+
+#include <unistd.h>
+
+#include "access/xact.h"
+#include "mb/pg_wchar.h"
+#include "utils/memutils.h"
+
+#include "http.h"
+
+/* Look up a request header (case-insensitive), or NULL. */
+const char *
+http_header(HttpRequest *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+/* What the query string's arguments add up to. */
+typedef struct ArgSummary
+{
+	size_t		length;
+	bool		valid_utf8;
+} ArgSummary;
+
+/* Whether s is valid UTF-8 (what every text value must be). */
+static bool
+is_utf8(const char *s)
+{
+	return pg_verify_mbstr(PG_UTF8, s, strlen(s), true);
+}
+
+/* Sum the arguments' length (for the URL limit) and check their encoding. */
+static enum MHD_Result
+summarize_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	ArgSummary *sum = cls;
+
+	sum->length += strlen(key) + (value ? strlen(value) : 0) + 2;
+	if (!is_utf8(key) || (value && !is_utf8(value)))
+		sum->valid_utf8 = false;
+	return MHD_YES;
+}
+
+/* Start the state of a new request. */
+static HttpRequest *
+http_request_new(struct MHD_Connection *conn, const char *url, const char *method)
+{
+	MemoryContext ctx = AllocSetContextCreate(TopMemoryContext, "crm_dashboard http request",
+											  ALLOCSET_SMALL_SIZES);
+	HttpRequest *req = MemoryContextAllocZero(ctx, sizeof(HttpRequest));
+	MemoryContext old = MemoryContextSwitchTo(ctx);
+
+	req->ctx = ctx;
+	req->conn = conn;
+	req->url = pstrdup(url);
+	req->method = pstrdup(method);
+	req->is_head = strcmp(method, "HEAD") == 0;
+	req->read_only = req->is_head || strcmp(method, "GET") == 0;
+	req->reply.fd = -1;
+	initStringInfo(&req->reply.body);
+	initStringInfo(&req->body);
+	MemoryContextSwitchTo(old);
+	return req;
+}
+
+/* Refuse requests over the size limits; returns true when it replied. */
+static bool
+http_check_limits(HttpRequest *req)
+{
+	ArgSummary	sum = {strlen(req->url), is_utf8(req->url)};
+	int			nheaders = MHD_get_connection_values(req->conn, MHD_HEADER_KIND, NULL, NULL);
+
+	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, summarize_arg, &sum);
+	if (sum.length > HTTP_MAX_URL)
+		http_reply_error(req, 414, "PGRST100", "URI too long",
+						 psprintf("The path and query string exceed %d bytes.", HTTP_MAX_URL), NULL);
+	else if (nheaders > HTTP_MAX_HEADERS)
+		http_reply_error(req, 431, "PGRST100", "too many request headers",
+						 psprintf("At most %d header lines are accepted.", HTTP_MAX_HEADERS), NULL);
+	else if (!sum.valid_utf8)
+		http_reply_error(req, 400, "PGRST100", "the URL is not valid UTF-8 once decoded", NULL,
+						 "Percent-encode the UTF-8 bytes of each character.");
+	else if (req->body_too_large)
+		http_reply_error(req, 413, "PGRST100", "request body too large",
+						 psprintf("The limit is crm_dashboard.http_max_body = %d bytes.", http_max_body), NULL);
+	else
+		return false;
+	return true;
+}
+
+/* Route a complete request. */
+static void
+http_dispatch(HttpRequest *req)
+{
+	if (http_check_limits(req))
+		return;
+	if (strcmp(req->url, "/api") == 0 || strncmp(req->url, "/api/", 5) == 0)
+		http_api_dispatch(req, req->url[4] ? req->url + 5 : "");
+	else if (req->read_only)
+		http_serve_static(req);
+	else
+	{
+		http_reply_error(req, 405, "PGRST117", "method not allowed", NULL,
+						 "The user interface is served with GET and HEAD only.");
+		http_reply_header(req, "Allow", "GET, HEAD");
+	}
+}
+
+/* Route a request, answering 500 for anything that escaped the handlers. */
+static void
+http_dispatch_guarded(HttpRequest *req)
+{
+	MemoryContext old = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		http_dispatch(req);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(old);
+		EmitErrorReport();
+		FlushErrorState();
+		if (IsTransactionState() || IsAbortedTransactionBlockState())
+			AbortCurrentTransaction();
+		if (req->stream)
+		{
+			MHD_destroy_response(req->stream);
+			req->stream = NULL;
+		}
+		http_reply_error(req, 500, "XX000", "internal error while handling the request",
+						 NULL, "The server log has the details.");
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+}
+
+/* Whether a declared Content-Length is over the limit. */
+static bool
+declared_body_too_large(struct MHD_Connection *conn)
+{
+	const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+												 MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+	return cl != NULL && strtoull(cl, NULL, 10) > (unsigned long long) http_max_body;
+}
+
+/*
+ * libmicrohttpd's access handler: called once when the headers are in, then
+ * once per chunk of body, then once more to answer.
+ */
+enum MHD_Result
+http_access_handler(void *cls, struct MHD_Connection *conn, const char *url,
+					const char *method, const char *version, const char *upload_data,
+					size_t *upload_data_size, void **con_cls)
+{
+	HttpRequest *req = *con_cls;
+
+	if (req == NULL)
+	{
+		req = http_request_new(conn, url, method);
+		*con_cls = req;
+		req->body_too_large = declared_body_too_large(conn);
+		/* a client that declares too much gets its answer before sending it */
+		if (!req->body_too_large)
+		{
+			MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+									  (unsigned int) http_request_timeout);
+			return MHD_YES;
+		}
+	}
+	if (*upload_data_size > 0)
+	{
+		if (req->body.len + *upload_data_size > (size_t) http_max_body)
+			req->body_too_large = true;
+		else
+			appendBinaryStringInfo(&req->body, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (req->handled)
+		return MHD_YES;
+	http_dispatch_guarded(req);
+	return http_queue_reply(req);
+}
+
+/* libmicrohttpd is done with a request: release everything it held. */
+void
+http_request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+					   enum MHD_RequestTerminationCode toe)
+{
+	HttpRequest *req = *con_cls;
+
+	if (req == NULL)
+		return;
+	http_sse_forget(req);
+	if (req->reply.fd >= 0)
+		close(req->reply.fd);
+	if (req->stream)
+		MHD_destroy_response(req->stream);
+	MemoryContextDelete(req->ctx);
+	*con_cls = NULL;
+}

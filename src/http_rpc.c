@@ -1,0 +1,485 @@
+/*
+ * http_rpc.c
+ *		POST /api/rpc/<fn> (JSON object body) and GET /api/rpc/<fn>?a=1 for
+ *		functions of schema crm_api, as PostgREST calls them.
+ *
+ * The argument names choose the function among its overloads; each value
+ * is passed as a text $n parameter cast to the argument's catalog type, and
+ * the call uses named notation, so names never need quoting by the client.
+ */
+#include "postgres.h"
+
+#include <cjson/cJSON.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "http.h"
+#include "http_query_parse.h"
+
+/* One named argument of the call. */
+typedef struct RpcArg
+{
+	char	   *name;
+	char	   *value;			/* text form; NULL for SQL NULL */
+	char	   *type;			/* the parameter's type, once resolved */
+} RpcArg;
+
+/* What a call needs inside its transaction. */
+typedef struct RpcCall
+{
+	const char *fn;
+	HttpMedia	media;
+	List	   *args;			/* RpcArg * */
+	bool		args_in_query;	/* GET: arguments come from the query string */
+	HqQuery		q;				/* limit and offset */
+	Oid			procoid;		/* the chosen overload */
+	char		provolatile;
+	bool		retset;
+	Oid			rettype;
+} RpcCall;
+
+/* The text of a JSON value as a SQL argument (strings unquoted). */
+static char *
+json_arg_text(cJSON *item)
+{
+	char	   *printed;
+	char	   *copy;
+
+	if (cJSON_IsNull(item))
+		return NULL;
+	if (cJSON_IsString(item))
+		return pstrdup(item->valuestring);
+	printed = cJSON_PrintUnformatted(item);
+	copy = pstrdup(printed);
+	cJSON_free(printed);
+	return copy;
+}
+
+/* Arguments from a POST body; replies 400 PGRST102 on bad JSON. */
+static bool
+args_from_body(HttpRequest *req, RpcCall *call)
+{
+	cJSON	   *doc;
+	cJSON	   *item;
+
+	if (req->body.len == 0)
+		return true;
+	doc = cJSON_ParseWithLength(req->body.data, req->body.len);
+	if (!cJSON_IsObject(doc))
+	{
+		cJSON_Delete(doc);
+		http_reply_error(req, 400, "PGRST102", "Empty or invalid json", NULL,
+						 "Send a JSON object whose keys are the function's argument names.");
+		return false;
+	}
+	cJSON_ArrayForEach(item, doc)
+	{
+		RpcArg	   *arg = palloc0(sizeof(RpcArg));
+
+		arg->name = pstrdup(item->string);
+		arg->value = json_arg_text(item);
+		call->args = lappend(call->args, arg);
+	}
+	cJSON_Delete(doc);
+	return true;
+}
+
+/* The parser's allocator: the current memory context. */
+static void *
+hq_palloc(void *arg, size_t size)
+{
+	return palloc(size);
+}
+
+/*
+ * Collect a query-string argument: limit and offset page a set result (for
+ * GET and POST); for GET every other non-reserved key is a function argument.
+ */
+static enum MHD_Result
+arg_from_query(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	RpcCall    *call = cls;
+	RpcArg	   *arg;
+
+	if (strcmp(key, "limit") == 0 || strcmp(key, "offset") == 0)
+		return hq_parse_param(&call->q, key, value) ? MHD_YES : MHD_NO;
+	if (call->args_in_query && !hq_is_reserved(key))
+	{
+		arg = palloc0(sizeof(RpcArg));
+		arg->name = pstrdup(key);
+		arg->value = pstrdup(value ? value : "");
+		call->args = lappend(call->args, arg);
+	}
+	return MHD_YES;
+}
+
+/* The given argument called name, or NULL. */
+static RpcArg *
+given_arg(RpcCall *call, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, call->args)
+	{
+		RpcArg	   *a = lfirst(lc);
+
+		if (strcmp(a->name, name) == 0)
+			return a;
+	}
+	return NULL;
+}
+
+/*
+ * Whether function procoid accepts exactly the given names: each given name
+ * is an input argument and every input without a default is given.  On a
+ * match, each argument's type is filled in.
+ */
+static bool
+signature_matches(RpcCall *call, Oid procoid)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(procoid));
+	Form_pg_proc proc;
+	Oid		   *types;
+	char	  **names;
+	char	   *modes;
+	int			nall;
+	int			i;
+	int			nin = 0;
+	int			matched = 0;
+	bool		ok = true;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	nall = get_func_arg_info(tup, &types, &names, &modes);
+	for (i = 0; i < nall && ok; i++)
+	{
+		char		mode = modes ? modes[i] : PROARGMODE_IN;
+		RpcArg	   *given;
+
+		if (mode == PROARGMODE_OUT || mode == PROARGMODE_TABLE)
+			continue;
+		given = (names && names[i][0]) ? given_arg(call, names[i]) : NULL;
+		if (given)
+		{
+			given->type = format_type_be(types[i]);
+			matched++;
+		}
+		else if (nin < proc->pronargs - proc->pronargdefaults)
+			ok = false;			/* a required argument is missing */
+		nin++;
+	}
+	ok = ok && matched == list_length(call->args);
+	call->procoid = procoid;
+	call->provolatile = proc->provolatile;
+	call->retset = proc->proretset;
+	call->rettype = proc->prorettype;
+	ReleaseSysCache(tup);
+	return ok;
+}
+
+/* Find the overload of crm_api.<fn> taking the given names. */
+static bool
+resolve_function(RpcCall *call)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(call->fn)};
+	List	   *oids = NIL;
+	ListCell   *lc;
+	uint64		i;
+
+	if (SPI_execute_with_args("SELECT p.oid FROM pg_catalog.pg_proc p "
+							  "  JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
+							  " WHERE n.nspname = 'crm_api' AND p.proname = $1 AND p.prokind = 'f' "
+							  " ORDER BY p.pronargs",
+							  1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "catalog lookup of function \"%s\" failed", call->fn);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		oids = lappend_oid(oids, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																SPI_tuptable->tupdesc, 1, &isnull)));
+	}
+	foreach(lc, oids)
+		if (signature_matches(call, lfirst_oid(lc)))
+			return true;
+	return false;
+}
+
+/* Reply 404 PGRST202 naming the function and the given argument names. */
+static void
+function_not_found(HttpRequest *req, RpcCall *call)
+{
+	StringInfoData names;
+	ListCell   *lc;
+
+	initStringInfo(&names);
+	foreach(lc, call->args)
+		appendStringInfo(&names, "%s%s", names.len ? ", " : "", ((RpcArg *) lfirst(lc))->name);
+	http_reply_error(req, 404, "PGRST202",
+					 psprintf("Could not find the function crm_api.%s(%s) in the schema cache",
+							  call->fn, names.data),
+					 NULL, "Only functions of schema crm_api can be called, with their argument names as keys.");
+}
+
+/* "crm_api.fn(a => $1::t, ...)" with the values in params. */
+static char *
+call_expression(RpcCall *call, Datum *params, char *nulls)
+{
+	StringInfoData sql;
+	ListCell   *lc;
+	int			n = 0;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "crm_api.%s(", quote_identifier(call->fn));
+	foreach(lc, call->args)
+	{
+		RpcArg	   *a = lfirst(lc);
+
+		params[n] = a->value ? CStringGetTextDatum(a->value) : (Datum) 0;
+		nulls[n] = a->value ? ' ' : 'n';
+		n++;
+		appendStringInfo(&sql, "%s%s => $%d::%s", n > 1 ? ", " : "",
+						 quote_identifier(a->name), n, a->type);
+	}
+	appendStringInfoChar(&sql, ')');
+	return sql.data;
+}
+
+/* Run sql with n text parameters. */
+static void
+run_call(RpcCall *call, const char *sql, int n, Datum *params, char *nulls)
+{
+	Oid		   *types = palloc(sizeof(Oid) * (n + 1));
+	int			i;
+
+	for (i = 0; i < n; i++)
+		types[i] = TEXTOID;
+	if (SPI_execute_with_args(sql, n, types, params, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "call of crm_api.%s failed", call->fn);
+}
+
+/* LIMIT/OFFSET for a set-returning call (validated integers). */
+static char *
+paging_clause(RpcCall *call)
+{
+	return psprintf("%s%s",
+					call->q.limit >= 0 ? psprintf(" LIMIT %lld", call->q.limit) : "",
+					call->q.offset > 0 ? psprintf(" OFFSET %lld", call->q.offset) : "");
+}
+
+/* Reply with a set result as a JSON array (or one object). */
+static void
+reply_set(HttpRequest *req, RpcCall *call, const char *expr, int n, Datum *params, char *nulls)
+{
+	bool		isnull;
+	int64		rows;
+	char	   *json;
+
+	run_call(call, psprintf("SELECT count(*), coalesce(json_agg(r.x), '[]')::text "
+							"  FROM (SELECT x FROM %s AS x%s) r", expr, paging_clause(call)),
+			 n, params, nulls);
+	rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	json = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	if (call->media == HTTP_MEDIA_OBJECT && rows != 1)
+	{
+		http_reply_error(req, 406, "PGRST116", "JSON object requested, multiple (or no) rows returned",
+						 psprintf("The result contains " INT64_FORMAT " rows", rows), NULL);
+		return;
+	}
+	if (call->media == HTTP_MEDIA_OBJECT)
+		json = pnstrdup(json + 1, strlen(json) - 2);
+	http_reply_json(req, 200, json);
+	http_reply_header(req, "Content-Range", rows > 0 ?
+					  psprintf(INT64_FORMAT "-" INT64_FORMAT "/*", (int64) call->q.offset, (int64) call->q.offset + rows - 1) : "*/*");
+}
+
+/* The columns of a model, in order, for its CSV export. */
+static List *
+model_column_names(RpcCall *call)
+{
+	RpcArg	   *crm = given_arg(call, "crm");
+	RpcArg	   *model = given_arg(call, "model");
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	List	   *names = NIL;
+	uint64		i;
+
+	if (!crm || !model || !crm->value || !model->value)
+		return NIL;
+	values[0] = CStringGetTextDatum(crm->value);
+	values[1] = CStringGetTextDatum(model->value);
+	if (SPI_execute_with_args("SELECT name::text FROM crm_api.model_columns "
+							  " WHERE crm = $1 AND model = $2 ORDER BY position",
+							  2, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "lookup of the columns of %s_%s failed", crm->value, model->value);
+	for (i = 0; i < SPI_processed; i++)
+		names = lappend(names, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	return names;
+}
+
+/* A file name made of safe characters only. */
+static char *
+safe_filename(const char *crm, const char *model)
+{
+	char	   *name = psprintf("%s_%s.csv", crm, model);
+	char	   *c;
+
+	for (c = name; *c; c++)
+		if (!isalnum((unsigned char) *c) && *c != '_' && *c != '-' && *c != '.')
+			*c = '_';
+	return name;
+}
+
+static void set_export_reply(HttpRequest *req, RpcCall *call);
+
+/* export_rows as CSV through its JSON: one column per model column. */
+static void
+reply_export_csv(HttpRequest *req, RpcCall *call, const char *expr, int n, Datum *params,
+				 char *nulls)
+{
+	List	   *names = model_column_names(call);
+	StringInfoData sql;
+	Datum	   *all = palloc(sizeof(Datum) * (n + list_length(names) + 1));
+	char	   *allnulls = palloc(n + list_length(names) + 1);
+	ListCell   *lc;
+	int			k = n;
+
+	memcpy(all, params, sizeof(Datum) * n);
+	memcpy(allnulls, nulls, n);
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT ");
+	foreach(lc, names)
+	{
+		allnulls[k] = ' ';
+		all[k++] = CStringGetTextDatum(lfirst(lc));
+		appendStringInfo(&sql, "%sr.x->>$%d", k > n + 1 ? ", " : "", k);
+	}
+	if (names == NIL)
+		appendStringInfoString(&sql, "r.x::text");
+	appendStringInfo(&sql, " FROM %s AS r(x)%s", expr, paging_clause(call));
+	http_csv_spool(req, sql.data, k, all, allnulls, names);
+	set_export_reply(req, call);
+}
+
+/* The text of an optional argument, or NULL. */
+static const char *
+arg_value(RpcCall *call, const char *name)
+{
+	RpcArg	   *a = given_arg(call, name);
+
+	return a ? a->value : NULL;
+}
+
+/* export_rows as CSV: straight from the table when possible, else via JSON. */
+static void
+reply_export(HttpRequest *req, RpcCall *call, const char *expr, int n, Datum *params,
+			 char *nulls)
+{
+	if (call->q.limit < 0 && call->q.offset == 0 &&
+		http_export_csv(req, call->procoid, arg_value(call, "crm"), arg_value(call, "model"),
+						arg_value(call, "search"), arg_value(call, "sort"),
+						arg_value(call, "descending")))
+		set_export_reply(req, call);
+	else
+		reply_export_csv(req, call, expr, n, params, nulls);
+}
+
+/* Status, media type and file name of a CSV export. */
+static void
+set_export_reply(HttpRequest *req, RpcCall *call)
+{
+	req->reply.status = 200;
+	req->reply.content_type = "text/csv; charset=utf-8";
+	http_reply_header(req, "Content-Disposition",
+					  psprintf("attachment; filename=\"%s\"",
+							   safe_filename(given_arg(call, "crm")->value, given_arg(call, "model")->value)));
+}
+
+/* The call, inside the request's transaction. */
+static void
+call_in_transaction(HttpRequest *req, void *arg)
+{
+	RpcCall    *call = arg;
+	int			n = list_length(call->args);
+	Datum	   *params = palloc(sizeof(Datum) * (n + 1));
+	char	   *nulls = palloc(n + 1);
+	char	   *expr;
+
+	if (!resolve_function(call))
+	{
+		function_not_found(req, call);
+		return;
+	}
+	if (req->read_only && call->provolatile == PROVOLATILE_VOLATILE)
+	{
+		http_reply_error(req, 405, "PGRST101",
+						 "Cannot use the GET method on RPC with volatile functions", NULL,
+						 "Call it with POST.");
+		return;
+	}
+	expr = call_expression(call, params, nulls);
+	if (call->media == HTTP_MEDIA_CSV && strcmp(call->fn, "export_rows") == 0 &&
+		arg_value(call, "crm") && arg_value(call, "model"))
+	{
+		reply_export(req, call, expr, n, params, nulls);
+		return;
+	}
+	if (call->media == HTTP_MEDIA_CSV)
+	{
+		http_csv_spool(req, psprintf("SELECT * FROM %s%s", expr, paging_clause(call)), n, params, nulls, NIL);
+		req->reply.status = 200;
+		req->reply.content_type = "text/csv; charset=utf-8";
+		return;
+	}
+	if (call->rettype == VOIDOID)
+	{
+		run_call(call, psprintf("SELECT %s", expr), n, params, nulls);
+		req->reply.status = MHD_HTTP_NO_CONTENT;
+		return;
+	}
+	if (call->retset)
+	{
+		reply_set(req, call, expr, n, params, nulls);
+		return;
+	}
+	run_call(call, psprintf("SELECT coalesce(to_json(%s)::text, 'null')", expr), n, params, nulls);
+	http_reply_json(req, 200, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	http_reply_header(req, "Content-Range", "0-0/*");
+}
+
+/* POST|GET /api/rpc/<fn>. */
+void
+http_call_rpc(HttpRequest *req, const char *fn, HttpMedia media)
+{
+	RpcCall    *call;
+	MemoryContext old = MemoryContextSwitchTo(req->ctx);
+	bool		ok = true;
+
+	call = palloc0(sizeof(RpcCall));
+	call->fn = fn;
+	call->media = media;
+	call->args_in_query = req->read_only;
+	hq_init(&call->q, hq_palloc, NULL);
+	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, arg_from_query, call);
+	if (!req->read_only)
+		ok = args_from_body(req, call);
+	MemoryContextSwitchTo(old);
+	if (!ok)
+		return;
+	if (call->q.error)
+	{
+		http_reply_error(req, strcmp(call->q.error, "PGRST103") == 0 ? 416 : 400,
+						 call->q.error, call->q.message, NULL, NULL);
+		return;
+	}
+	http_in_transaction(req, call_in_transaction, call);
+}

@@ -1,0 +1,155 @@
+/*
+ * password.c
+ *		Dashboard users' passwords and login.
+ *
+ * Passwords are stored as SCRAM-SHA-256 secrets built by PostgreSQL's own
+ * pg_be_scram_build_secret() (random salt, 4096 PBKDF2 iterations, the
+ * format of pg_authid.rolpassword) and checked with
+ * scram_verify_plain_password().  That needs no extra extension (pgcrypto
+ * would), is salted and iterated, and is what the server already trusts for
+ * its own roles.  Login for an unknown user verifies against a dummy
+ * secret, so its cost does not reveal which usernames exist.
+ */
+#include "postgres.h"
+
+#include <time.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+
+#include "http.h"
+#include "jwt.h"
+
+/*
+ * From libpq/scram.h (exported by the server).  That header pulls in
+ * libpq-be.h and with it the GSSAPI headers of the server's build, which a
+ * build machine need not have, so the two prototypes are repeated here.
+ */
+extern char *pg_be_scram_build_secret(const char *password);
+extern bool scram_verify_plain_password(const char *username, const char *password,
+										const char *secret);
+
+PG_FUNCTION_INFO_V1(crm_dashboard_hash_password);
+PG_FUNCTION_INFO_V1(crm_dashboard_login);
+
+/* The secret unknown users are checked against (built once per process). */
+static const char *
+dummy_secret(void)
+{
+	static char *secret = NULL;
+
+	if (secret == NULL)
+	{
+		char	   *s = pg_be_scram_build_secret("crm_dashboard: no such user");
+
+		secret = MemoryContextStrdup(TopMemoryContext, s);
+	}
+	return secret;
+}
+
+/* crm_dashboard.hash_password(password): a salted SCRAM-SHA-256 secret. */
+Datum
+crm_dashboard_hash_password(PG_FUNCTION_ARGS)
+{
+	char	   *password = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	PG_RETURN_TEXT_P(cstring_to_text(pg_be_scram_build_secret(password)));
+}
+
+/* The stored secret and role of username; false when there is no such user. */
+static bool
+lookup_user(const char *username, char **secret, char **role)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(username)};
+
+	if (SPI_execute_with_args("SELECT password_hash, role FROM crm_dashboard.dashboard_user "
+							  " WHERE username = $1",
+							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "lookup of dashboard user failed");
+	if (SPI_processed == 0)
+		return false;
+	*secret = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	*role = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	return true;
+}
+
+/* The signed token's claims. */
+static char *
+token_payload(const char *username, const char *role, int64 now, int64 exp)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"role\":");
+	escape_json(&buf, role);
+	appendStringInfoString(&buf, ",\"username\":");
+	escape_json(&buf, username);
+	appendStringInfo(&buf, ",\"iat\":" INT64_FORMAT ",\"exp\":" INT64_FORMAT "}", now, exp);
+	return buf.data;
+}
+
+/* Record the login and build the reply {token, username, role, expires_at}. */
+static char *
+login_reply(const char *username, const char *role, const char *token, int64 exp)
+{
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, INT8OID};
+	Datum		values[4] = {CStringGetTextDatum(username), CStringGetTextDatum(role),
+	CStringGetTextDatum(token), Int64GetDatum(exp)};
+
+	if (SPI_execute_with_args("UPDATE crm_dashboard.dashboard_user SET last_login_at = now() "
+							  " WHERE username = $1",
+							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not record the login");
+	if (SPI_execute_with_args("SELECT json_build_object('token', $3, 'username', $1, 'role', $2, "
+							  "       'expires_at', to_timestamp($4))::text",
+							  4, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not build the login reply");
+	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+}
+
+/*
+ * crm_dashboard.login(username, password): a signed token for a dashboard
+ * user, or 28P01 without saying which of the two was wrong.
+ */
+Datum
+crm_dashboard_login(PG_FUNCTION_ARGS)
+{
+	char	   *username = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *password = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *secret = NULL;
+	char	   *role = NULL;
+	bool		found;
+	bool		ok;
+	int64		now = (int64) time(NULL);
+	char	   *reply;
+	text	   *result;
+
+	if (http_jwt_key()[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("crm_dashboard.jwt_secret is not set"),
+				 errhint("Set crm_dashboard.jwt_secret_file (or jwt_secret) to at least 32 random characters and reload.")));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	found = lookup_user(username, &secret, &role);
+	ok = scram_verify_plain_password(username, password, found ? secret : dummy_secret());
+	if (!found || !ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PASSWORD),
+				 errmsg("invalid username or password"),
+				 errhint("Check both and try again.")));
+	reply = login_reply(username, role,
+						jwt_sign(token_payload(username, role, now, now + http_jwt_expiry), http_jwt_key()),
+						now + http_jwt_expiry);
+	/* the result must outlive SPI's memory */
+	result = SPI_palloc(VARHDRSZ + strlen(reply));
+	SET_VARSIZE(result, VARHDRSZ + strlen(reply));
+	memcpy(VARDATA(result), reply, strlen(reply));
+	SPI_finish();
+	PG_RETURN_TEXT_P(result);
+}
