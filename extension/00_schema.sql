@@ -26,8 +26,8 @@ $roles$;
 
 GRANT USAGE ON SCHEMA crm_api TO crm_dashboard_viewer;
 GRANT USAGE ON SCHEMA crm_dashboard TO crm_dashboard_viewer;
-ALTER DEFAULT PRIVILEGES IN SCHEMA crm_dashboard REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
-ALTER DEFAULT PRIVILEGES IN SCHEMA crm_api REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+-- Per-schema default privileges cannot take EXECUTE away from PUBLIC, so
+-- every function below revokes it explicitly.
 
 -- The known CRMs.  A model is a table <table_prefix><model> in schema_name,
 -- or, when schema_name is NULL, in any schema listed in crm_dashboard.schemas.
