@@ -15,6 +15,12 @@ PGPORT=${PGPORT:-54320}
 HTTP_PORT=${HTTP_PORT:-8787}
 DB=crm
 STATE=$ROOT/.demo
+# The cluster lives in the project directory, unless postgres cannot reach it
+# (a checkout under /root, say): then beside the other PostgreSQL data.
+if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$ROOT/demo/load.sh" 2>/dev/null; then
+	STATE=/var/lib/postgresql/crm_dashboard-demo
+	echo "note: postgres cannot read $ROOT; the demo cluster lives in $STATE"
+fi
 DATA=$STATE/data
 reset=false
 [ "${1:-}" = "--reset" ] && reset=true
@@ -65,7 +71,9 @@ if [ -z "$(psql_as -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = '
 	step "Creating database $DB with the demo CRM warehouse (about ten seconds)"
 	psql_as -d postgres -c "CREATE DATABASE $DB"
 	psql_as -d "$DB" -c "CREATE EXTENSION crm_dashboard; CREATE EXTENSION pg_cron;"
-	as_postgres env PGHOST="$PGHOST" PGPORT="$PGPORT" PGDATABASE="$DB" demo/load.sh "$DB"
+	# The demo files are read by psql running as postgres: give it its own copy.
+	rm -rf "$STATE/demo" && cp -r demo "$STATE/demo" && chown -R postgres "$STATE/demo"
+	as_postgres env PGHOST="$PGHOST" PGPORT="$PGPORT" PGDATABASE="$DB" "$STATE/demo/load.sh" "$DB"
 else
 	psql_as -d "$DB" -c "ALTER EXTENSION crm_dashboard UPDATE" 2>/dev/null || true
 fi
