@@ -72,7 +72,8 @@ if [ -z "$(psql_as -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = '
 	psql_as -d postgres -c "CREATE DATABASE $DB"
 	psql_as -d "$DB" -c "CREATE EXTENSION crm_dashboard; CREATE EXTENSION pg_cron;"
 	# The demo files are read by psql running as postgres: give it its own copy.
-	rm -rf "$STATE/demo" && cp -r demo "$STATE/demo" && chown -R postgres "$STATE/demo"
+	rm -rf "$STATE/demo" && cp -r demo "$STATE/demo"
+	if [ "$(id -u)" -eq 0 ]; then chown -R postgres "$STATE/demo"; fi
 	as_postgres env PGHOST="$PGHOST" PGPORT="$PGPORT" PGDATABASE="$DB" "$STATE/demo/load.sh" "$DB"
 else
 	psql_as -d "$DB" -c "ALTER EXTENSION crm_dashboard UPDATE" 2>/dev/null || true
