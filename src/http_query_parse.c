@@ -37,6 +37,9 @@ hq_op_name(HqOp op)
 }
 
 /* Record a parse error; always returns false for the caller to return. */
+static bool hq_fail(HqQuery *q, const char *code, const char *fmt,...)
+			__attribute__((format(printf, 3, 4)));
+
 static bool
 hq_fail(HqQuery *q, const char *code, const char *fmt,...)
 {
