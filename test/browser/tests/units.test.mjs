@@ -1,0 +1,79 @@
+// The UI's small pure modules, exercised inside Chromium on the files the server serves.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { BASE, launch, newPage } from './lib.mjs';
+
+let browser;
+let page;
+
+before(async () => {
+	browser = await launch();
+	page = await newPage(browser);
+	await page.goto(`${BASE}/login`);
+});
+after(async () => { await browser?.close(); });
+
+test('format: durations, rates, relative times, command lines and PostgreSQL timestamps', async () => {
+	const got = await page.evaluate(async () => {
+		const f = await import('/ui/js/format.js');
+		return {
+		d: [f.duration(0), f.duration(59.4), f.duration(65), f.duration(3725), f.duration(null)],
+		rate: [f.rate(3.14159), f.rate(1234.5), f.rate(null)],
+		rel: [f.relative(null), f.relative(new Date(Date.now() - 10000).toISOString()), f.relative(new Date(Date.now() - 3 * 3600e3).toISOString())],
+		cmd: f.commandLine(['/bin/sync', '--crm', 'hubspot', '--since', '2024-01-31', "it's here", 'a b']),
+		pg: f.toDate('2026-11-25 12:05:02.709314+00').toISOString(),
+		pgOffset: f.toDate('2026-11-25 12:05:02+05:30').toISOString(),
+		int: f.int(1234567),
+		};
+	});
+	assert.deepEqual(got.d, ['0 s', '59 s', '1 min 05 s', '1 h 02 min', '—']);
+	assert.deepEqual(got.rate, ['3.1/s', '1,235/s', '—']);
+	assert.equal(got.rel[0], 'never');
+	assert.equal(got.rel[1], 'just now');
+	assert.match(got.rel[2], /^3 hr\. ago$/);
+	assert.equal(got.cmd, `/bin/sync --crm hubspot --since 2024-01-31 'it'\\''s here' 'a b'`);
+	assert.equal(got.pg, '2026-11-25T12:05:02.709Z');
+	assert.equal(got.pgOffset, '2026-11-25T06:35:02.000Z');
+	assert.equal(got.int, '1,234,567');
+});
+
+test('dom.h builds text, never markup', async () => {
+	const got = await page.evaluate(async () => {
+		const d = await import('/ui/js/dom.js');
+		const el = d.h('div', { class: 'x', title: '"><img src=x onerror=alert(1)>', 'data-a': '<b>' },
+			'<script>alert(1)</script>', null, false, ['<i>', 0]);
+		return { elements: el.querySelectorAll('*').length, text: el.textContent, title: el.title, a: el.dataset.a, cls: el.className };
+	});
+	assert.deepEqual(got, { elements: 0, text: '<script>alert(1)</script><i>0', title: '"><img src=x onerror=alert(1)>', a: '<b>', cls: 'x' });
+});
+
+test('server validation messages are matched to the option they name', async () => {
+	const keys = await page.evaluate(async () => {
+		const m = await import('/ui/js/components/sync-modal.js');
+		return [
+		'sync option "batch_size" is out of range: 0',
+		'sync option "max_records" is out of range: 0',
+		'invalid date "2026-02-30" for sync option "since"',
+		'sync option "timeout" is out of range: 99999',
+		'unknown sync option "bogus"',
+		].map((message) => m.optionOfError({ message, hint: 'Valid options: force, full, max_records (1..100000000)' }));
+	});
+	assert.deepEqual(keys, ['batch_size', 'max_records', 'since', 'timeout', null]);
+});
+
+test('values: NULL, booleans, timestamps, long text and JSON are readable', async () => {
+	const got = await page.evaluate(async () => {
+		const v = await import('/ui/js/components/value.js');
+		return [
+		v.renderValue(null).textContent,
+		v.renderValue(true).textContent,
+		v.renderValue('2026-11-25T12:05:02.709314+00:00', 'timestamp with time zone').textContent,
+		v.renderValue({ a: 1 }, 'jsonb').textContent,
+		v.renderValue('x'.repeat(100)).querySelector('button').textContent,
+		v.renderValue({ long: 'y'.repeat(100) }, 'jsonb').querySelector('pre').textContent,
+		];
+	});
+	assert.deepEqual(got.slice(0, 5), ['NULL', 'true', '2026-11-25 12:05:02+00:00', '{"a":1}', 'Expand']);
+	assert.equal(got[5], JSON.stringify({ long: 'y'.repeat(100) }, null, 2));
+});

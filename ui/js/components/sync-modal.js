@@ -1,0 +1,306 @@
+// The sync modal: every option, the exact command live, then the run's live progress.
+
+import { rpc, get, canOperate } from '../api.js';
+import { h, replace, debounce, errorBox } from '../dom.js';
+import * as fmt from '../format.js';
+import { onSync } from '../live.js';
+import { openModal } from './modal.js';
+import { badge, isActive } from './status.js';
+
+const FLAGS = [
+	['full', 'Full sync', 'Fetch every record, not only changes (--full)'],
+	['force', 'Force', 'Run even if the data looks up to date (--force)'],
+	['dry_run', 'Dry run', 'Fetch and validate, write nothing (--dry-run)'],
+	['debug', 'Debug output', 'Verbose log (--debug)'],
+];
+const NUMBERS = [
+	['batch_size', 'Batch size', 'Records per batch, 1 to 100,000', 100000],
+	['max_records', 'Max records', 'Stop after this many, 1 to 100,000,000', 100000000],
+	['timeout', 'Timeout (seconds)', 'Stop the run after this long, 1 to 86,400', 86400],
+];
+// Option names as the server may spell them in messages, longest first.
+const OPTION_NAMES = [
+	['max_records', 'max_records'], ['max-records', 'max_records'], ['batch_size', 'batch_size'],
+	['batch-size', 'batch_size'], ['dry_run', 'dry_run'], ['dry-run', 'dry_run'], ['timeout', 'timeout'],
+	['since', 'since'], ['force', 'force'], ['full', 'full'], ['debug', 'debug'],
+];
+
+// Which option an API error's message names, or null (hints list every option, so only the message counts).
+export function optionOfError(err) {
+	const text = err.message || '';
+	for (const [word, key] of OPTION_NAMES) {
+		if (new RegExp(`(^|[^a-z_-])${word}([^a-z_-]|$)`, 'i').test(text)) return key;
+	}
+	return null;
+}
+
+// Open the modal to configure and start a sync of crm/model ('all' for every model);
+// with runId, open straight on that run's progress.
+export function openSyncModal({ crm, model, crmName, runId }) {
+	const title = `Sync ${crmName || crm} · ${fmt.modelLabel(model)}`;
+	const cleanups = [];
+	const m = openModal({ title, wide: true, onClose: () => cleanups.forEach((fn) => fn()) });
+	if (runId) showProgress(m, runId, cleanups);
+	else showForm(m, { crm, model }, cleanups);
+	return m;
+}
+
+// The options form with the live command preview; starts the run.
+function showForm(m, { crm, model }, cleanups) {
+	const fields = {};
+	const errors = {};
+	const form = h('form', { class: 'sync-form', id: 'sync-form', novalidate: true });
+	const general = h('div', { class: 'form-general', 'aria-live': 'polite' });
+
+	const flagBoxes = FLAGS.map(([key, label, help]) => {
+		fields[key] = h('input', { type: 'checkbox', id: `opt-${key}`, name: key });
+		errors[key] = h('p', { class: 'field-error', id: `err-${key}`, 'aria-live': 'polite' });
+		return h('div', { class: 'check' }, fields[key],
+			h('label', { for: `opt-${key}` }, h('span', { class: 'check-label' }, label), h('span', { class: 'muted small' }, help)),
+			errors[key]);
+	});
+	fields.since = h('input', { type: 'date', id: 'opt-since', name: 'since', 'aria-describedby': 'help-since err-since' });
+	errors.since = h('p', { class: 'field-error', id: 'err-since', 'aria-live': 'polite' });
+	const numberFields = NUMBERS.map(([key, label, help, max]) => {
+		fields[key] = h('input', {
+			type: 'number', id: `opt-${key}`, name: key, min: '1', max: String(max), step: '1',
+			inputmode: 'numeric', 'aria-describedby': `help-${key} err-${key}`,
+		});
+		errors[key] = h('p', { class: 'field-error', id: `err-${key}`, 'aria-live': 'polite' });
+		return h('div', { class: 'field' }, h('label', { for: `opt-${key}` }, label), fields[key],
+			h('p', { class: 'help', id: `help-${key}` }, help), errors[key]);
+	});
+	const preview = h('code', { class: 'command', id: 'command-preview' }, '…');
+	const previewBox = h('div', { class: 'command-box' },
+		h('div', { class: 'command-head', id: 'command-label' }, 'Command that will run'),
+		h('pre', { 'aria-labelledby': 'command-label' }, preview));
+	const startBtn = h('button', { type: 'submit', form: 'sync-form', class: 'btn btn-primary' }, '▶ Start sync');
+	const cancelBtn = h('button', { type: 'button', class: 'btn', onclick: m.close }, 'Cancel');
+
+	replace(form,
+		general,
+		h('fieldset', { class: 'fieldset' }, h('legend', {}, 'Mode'), h('div', { class: 'checks' }, flagBoxes)),
+		h('fieldset', { class: 'fieldset' }, h('legend', {}, 'Limits'),
+			h('div', { class: 'field-grid' },
+				h('div', { class: 'field' }, h('label', { for: 'opt-since' }, 'Since (changes from)'), fields.since,
+					h('p', { class: 'help', id: 'help-since' }, 'Only records changed on or after this date'), errors.since),
+				numberFields)),
+		previewBox);
+	m.body.append(form);
+	m.footer.append(cancelBtn, startBtn);
+
+	// The options object the API takes, from the form.
+	function options() {
+		const o = {};
+		for (const [key] of FLAGS) if (fields[key].checked) o[key] = true;
+		if (fields.since.value) o.since = fields.since.value;
+		for (const [key] of NUMBERS) {
+			const v = fields[key].value.trim();
+			if (v !== '') o[key] = /^-?\d+$/.test(v) ? Number(v) : v;
+		}
+		return o;
+	}
+
+	// Remove every error message.
+	function clearErrors() {
+		general.replaceChildren();
+		for (const [key, el] of Object.entries(errors)) {
+			el.textContent = '';
+			fields[key].removeAttribute('aria-invalid');
+		}
+	}
+
+	// Check what the browser can check itself; false when something is wrong.
+	function localErrors() {
+		let ok = true;
+		for (const [key] of NUMBERS) {
+			if (fields[key].validity.badInput) {
+				errors[key].textContent = 'Enter a whole number.';
+				fields[key].setAttribute('aria-invalid', 'true');
+				ok = false;
+			}
+		}
+		return ok;
+	}
+
+	// Show a server error beside the option it names, else above the form.
+	function showError(err) {
+		const key = optionOfError(err);
+		if (key && errors[key]) {
+			errors[key].textContent = err.hint ? `${err.message}. ${err.hint}` : err.message;
+			fields[key].setAttribute('aria-invalid', 'true');
+		} else {
+			general.replaceChildren(errorBox(err));
+		}
+	}
+
+	let seq = 0;
+	const refresh = debounce(async () => {
+		const mine = ++seq;
+		clearErrors();
+		if (!localErrors()) {
+			preview.textContent = '(fix the options above)';
+			return;
+		}
+		try {
+			const argv = await rpc('command_preview', { crm, model, options: options() });
+			if (mine !== seq) return;
+			preview.textContent = fmt.commandLine(argv);
+			preview.classList.remove('command-invalid');
+		} catch (err) {
+			if (mine !== seq) return;
+			preview.textContent = '(invalid options)';
+			preview.classList.add('command-invalid');
+			showError(err);
+		}
+	}, 250);
+	cleanups.push(refresh.cancel);
+	form.addEventListener('input', refresh);
+	form.addEventListener('change', refresh);
+	refresh();
+
+	form.addEventListener('submit', async (e) => {
+		e.preventDefault();
+		refresh.cancel();
+		clearErrors();
+		if (!localErrors()) return;
+		startBtn.disabled = true;
+		startBtn.textContent = 'Starting…';
+		try {
+			const id = await rpc('start_sync', { crm, model, options: options() });
+			replace(m.body);
+			replace(m.footer);
+			showProgress(m, id, cleanups);
+		} catch (err) {
+			showError(err);
+			startBtn.disabled = false;
+			startBtn.textContent = '▶ Start sync';
+		}
+	});
+	fields.full.focus();
+}
+
+// Normalise a run from sync_status / sync_runs / an SSE event into one shape.
+function norm(r) {
+	const pm = r.performance_metrics || {};
+	return {
+		id: r.id, crm: r.crm ?? r.crm_source, model: r.model ?? r.sync_type, status: r.status,
+		processed: r.processed ?? r.records_processed ?? 0,
+		created: r.created ?? r.records_created ?? 0,
+		updated: r.updated ?? r.records_updated ?? 0,
+		failed: r.failed ?? r.records_failed ?? 0,
+		total: r.total ?? r.records_total ?? null,
+		rps: r.records_per_second ?? pm.records_per_second ?? null,
+		start: r.start_time, end: r.end_time, error: r.error_message ?? null,
+	};
+}
+
+// The live progress of run id: counters, rate, ETA, log tail and Stop.
+function showProgress(m, id, cleanups) {
+	const st = {};
+	const stat = (key, label) => {
+		st[key] = h('dd', { dataset: { stat: key } }, '—');
+		return h('div', { class: 'stat' }, h('dt', {}, label), st[key]);
+	};
+	const statusSlot = h('span', { class: 'run-status', 'aria-live': 'polite' });
+	const bar = h('progress', { class: 'progress', max: '100', 'aria-label': 'Progress' });
+	const counter = h('p', { class: 'progress-text', dataset: { stat: 'progress' } }, 'Waiting for the run to start…');
+	const errorSlot = h('div');
+	const log = h('pre', { class: 'log', tabindex: '0', 'aria-label': 'Last log lines' }, '');
+	const children = h('ul', { class: 'child-runs' });
+	const stopBtn = h('button', { type: 'button', class: 'btn btn-danger' }, '■ Stop');
+	const runLink = h('a', { href: `/history/${id}`, class: 'btn btn-ghost' }, 'Run details');
+
+	m.body.append(
+		h('div', { class: 'progress-head' }, statusSlot, h('span', { class: 'muted' }, `Run #${id}`)),
+		bar, counter,
+		h('dl', { class: 'stats' }, stat('rate', 'Records/s'), stat('elapsed', 'Elapsed'), stat('eta', 'ETA'),
+			stat('created', 'Created'), stat('updated', 'Updated'), stat('failed', 'Failed')),
+		errorSlot, children,
+		h('h3', { class: 'section-title' }, 'Last log lines'), log);
+	replace(m.footer, runLink, canOperate() ? stopBtn : null, h('button', { type: 'button', class: 'btn', onclick: m.close }, 'Close'));
+
+	let run = null;
+	// Draw the run: badge, bar, figures, error.
+	function paint() {
+		if (!run) return;
+		if (!statusSlot.firstChild || statusSlot.firstChild.dataset.status !== run.status) replace(statusSlot, badge(run.status));
+		const elapsed = fmt.secondsBetween(run.start, run.end);
+		const rps = run.rps ?? (elapsed ? run.processed / elapsed : null);
+		if (run.total) {
+			bar.max = run.total;
+			bar.value = Math.min(run.processed, run.total);
+		} else if (!isActive(run.status)) {
+			bar.max = 1;
+			bar.value = 1;
+		} else {
+			bar.removeAttribute('value');
+		}
+		counter.textContent = run.total
+			? `${fmt.int(run.processed)} / ${fmt.int(run.total)} records (${Math.floor((100 * run.processed) / run.total)}%)`
+			: `${fmt.int(run.processed)} records`;
+		st.rate.textContent = run.status === 'queued' ? '—' : fmt.rate(rps);
+		st.elapsed.textContent = run.start && run.status !== 'queued' ? fmt.duration(elapsed) : '—';
+		st.eta.textContent = isActive(run.status) && run.total && rps > 0
+			? fmt.duration((run.total - run.processed) / rps) : (isActive(run.status) ? '—' : 'done');
+		st.created.textContent = fmt.int(run.created);
+		st.updated.textContent = fmt.int(run.updated);
+		st.failed.textContent = fmt.int(run.failed);
+		st.failed.classList.toggle('text-danger', run.failed > 0);
+		replace(errorSlot, run.error ? h('div', { class: 'alert alert-error' }, run.error) : null);
+		stopBtn.hidden = !isActive(run.status);
+	}
+
+	// For a run of all models: one line per model run.
+	function paintChildren(rows) {
+		replace(children, rows.map((c) => h('li', {}, badge(c.status), ' ', h('span', { class: 'mono' }, c.model), ' ',
+			h('span', { class: 'muted' }, c.records_total ? `${fmt.int(c.records_processed)} / ${fmt.int(c.records_total)}` : fmt.int(c.records_processed)))));
+	}
+
+	// Read the run and its log (every 2 s while open).
+	async function pollOnce() {
+		try {
+			const [s, text] = await Promise.all([rpc('sync_status', { id }), rpc('sync_log', { id })]);
+			run = { ...norm(s), rps: norm(s).rps ?? run?.rps ?? null };
+			const lines = (text || '').split('\n').filter((l) => l !== '');
+			const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+			log.textContent = lines.length ? lines.slice(-15).join('\n') : '(no output yet)';
+			if (atBottom) log.scrollTop = log.scrollHeight;
+			paint();
+			if (run.model === 'all') paintChildren(await childRuns(id));
+			if (!isActive(run.status)) clearInterval(timer);
+		} catch (err) {
+			replace(errorSlot, errorBox(err, 'Could not read the run'));
+		}
+	}
+	const timer = setInterval(pollOnce, 2000);
+	const tick = setInterval(paint, 1000);
+	cleanups.push(() => clearInterval(timer), () => clearInterval(tick));
+	cleanups.push(onSync((e) => {
+		if (e.id !== id) return;
+		const wasActive = run && isActive(run.status);
+		run = { ...(run || {}), ...norm(e), error: run?.error ?? null };
+		paint();
+		if (wasActive && !isActive(run.status)) pollOnce();
+	}));
+	stopBtn.addEventListener('click', async () => {
+		stopBtn.disabled = true;
+		stopBtn.textContent = 'Stopping…';
+		try {
+			await rpc('stop_sync', { id });
+			pollOnce();
+		} catch (err) {
+			replace(errorSlot, errorBox(err, 'Could not stop'));
+		} finally {
+			stopBtn.disabled = false;
+			stopBtn.textContent = '■ Stop';
+		}
+	});
+	pollOnce();
+	m.footer.lastChild.focus();
+}
+
+// The model runs of a parent 'all' run.
+function childRuns(parentId) {
+	return get('sync_runs', { select: 'id,model,status,records_processed,records_total', parent_id: `eq.${parentId}`, order: 'id.asc' });
+}

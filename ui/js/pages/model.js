@@ -1,0 +1,129 @@
+// Model detail: summary with exact count on demand, recent errors with logs, and the data table.
+
+import { rpc, canOperate } from '../api.js';
+import { h, replace, loading, empty, errorBox, throttle, pageTitle, keepFocus } from '../dom.js';
+import * as fmt from '../format.js';
+import { onSync } from '../live.js';
+import { badge, isActive } from '../components/status.js';
+import { openSyncModal } from '../components/sync-modal.js';
+import { openTextModal } from '../components/modal.js';
+import { dataTable } from '../components/data-table.js';
+
+// Render the detail page of ctx.params.crm / ctx.params.model.
+export function render(ctx) {
+	const { crm, model } = ctx.params;
+	const operate = canOperate();
+	let detail = null;
+	let exact = null;
+	const summary = h('section', { class: 'card', 'aria-labelledby': 'summary-title' }, loading('Loading summary…'));
+	const errorsCard = h('section', { class: 'card', 'aria-labelledby': 'errors-title' });
+	const actions = h('div', { class: 'page-actions' });
+	const notice = h('div', { 'aria-live': 'polite' });
+	const table = dataTable({ crm, model, query: ctx.query, signal: ctx.signal });
+
+	// Fetch the model summary.
+	async function load() {
+		try {
+			detail = await rpc('model_detail', { crm, model, exact_count: false }, { signal: ctx.signal });
+			keepFocus(document.body, paint);
+		} catch (err) {
+			if (err.name === 'AbortError') return;
+			replace(summary, errorBox(err, 'Could not load this model'));
+			errorsCard.hidden = true;
+		}
+	}
+
+	// Draw the summary card, the actions and the errors.
+	function paint() {
+		const r = detail.latest_run;
+		const active = r && isActive(r.status);
+		const dur = r ? (r.duration_seconds ?? fmt.secondsBetween(r.start_time, r.end_time)) : null;
+		const exactBtn = h('button', { type: 'button', class: 'btn btn-small' }, 'Exact count');
+		exactBtn.addEventListener('click', async () => {
+			exactBtn.disabled = true;
+			exactBtn.textContent = 'Counting…';
+			try {
+				const d = await rpc('model_detail', { crm, model, exact_count: true }, { signal: ctx.signal });
+				exact = d.exact_rows;
+				paint();
+			} catch (err) {
+				if (err.name !== 'AbortError') replace(exactBtn.parentElement, errorBox(err, 'Count failed'));
+			}
+		});
+		const records = exact !== null
+			? h('dd', {}, h('span', { dataset: { exact: 'true' } }, fmt.int(exact)), h('span', { class: 'muted small' }, ' exact'))
+			: h('dd', {}, h('span', { title: 'From the planner statistics' }, `≈ ${fmt.int(Math.max(0, detail.estimated_rows))}`), ' ', exactBtn);
+		replace(summary,
+			h('div', { class: 'card-head' }, h('h2', { id: 'summary-title' }, 'Summary'), badge(r ? r.status : null)),
+			h('dl', { class: 'summary-grid' },
+				h('div', {}, h('dt', {}, 'Records'), records),
+				h('div', {}, h('dt', {}, 'Last sync'), h('dd', { title: r ? fmt.dateTime(r.start_time) : 'Never synced' }, r ? fmt.relative(r.start_time) : 'never')),
+				h('div', {}, h('dt', {}, 'Duration'), h('dd', {}, active ? `${fmt.duration(dur)} so far` : fmt.duration(dur))),
+				h('div', {}, h('dt', {}, 'Created'), h('dd', {}, r ? fmt.int(r.records_created) : '—')),
+				h('div', {}, h('dt', {}, 'Updated'), h('dd', {}, r ? fmt.int(r.records_updated) : '—')),
+				h('div', {}, h('dt', {}, 'Failed'), h('dd', { class: r && r.records_failed > 0 ? 'text-danger' : '' }, r ? fmt.int(r.records_failed) : '—')),
+				h('div', {}, h('dt', {}, 'Last success'), h('dd', { title: detail.last_success_at ? fmt.dateTime(detail.last_success_at) : '' }, fmt.relative(detail.last_success_at))),
+				h('div', {}, h('dt', {}, 'Table'), h('dd', { class: 'mono small' }, detail.table_name))),
+			r && r.error_message ? h('div', { class: 'alert alert-error' }, r.error_message) : null);
+		paintActions(r, active);
+		paintErrors();
+	}
+
+	// History, and Sync or Stop for operators.
+	function paintActions(r, active) {
+		const list = [h('a', { class: 'btn btn-ghost', href: `/history?crm=${encodeURIComponent(crm)}&model=${encodeURIComponent(model)}` }, 'History →')];
+		if (active) list.push(h('a', { class: 'btn', href: `/history/${r.id}` }, 'Run details'));
+		if (operate && active) {
+			list.push(h('button', { type: 'button', class: 'btn', onclick: () => openSyncModal({ crm, model, runId: r.id }) }, 'Progress'));
+			const stop = h('button', { type: 'button', class: 'btn btn-danger' }, '■ Stop');
+			stop.addEventListener('click', async () => {
+				stop.disabled = true;
+				try {
+					await rpc('stop_sync', { id: r.id });
+				} catch (err) {
+					replace(notice, errorBox(err, 'Could not stop'));
+					stop.disabled = false;
+				}
+			});
+			list.push(stop);
+		} else if (operate) {
+			list.push(h('button', { type: 'button', class: 'btn btn-primary', onclick: () => openSyncModal({ crm, model }) }, '▶ Sync'));
+		}
+		replace(actions, list);
+	}
+
+	// The recent errors, each with its full log.
+	function paintErrors() {
+		const errs = detail.errors || [];
+		replace(errorsCard,
+			h('div', { class: 'card-head' }, h('h2', { id: 'errors-title' }, 'Recent errors'), h('span', { class: 'muted small' }, errs.length ? `${errs.length} shown` : '')),
+			errs.length ? h('ul', { class: 'error-list' }, errs.map((e) => h('li', {},
+				h('div', { class: 'error-meta' }, badge(e.status), h('span', { class: 'muted small', title: fmt.dateTime(e.time) }, fmt.relative(e.time)),
+					h('a', { href: `/history/${e.run_id}`, class: 'small' }, `Run #${e.run_id}`),
+					h('button', { type: 'button', class: 'btn-link small', onclick: () => openTextModal(`Log of run #${e.run_id}`, () => rpc('sync_log', { id: e.run_id })) }, 'Full log')),
+				h('p', { class: 'error-message' }, e.message))))
+				: empty('No errors recorded.', 'Failed and partial runs of this model would be listed here.'));
+	}
+
+	const reload = throttle(load, 1500);
+	ctx.onCleanup(reload.cancel);
+	ctx.onCleanup(onSync((e) => {
+		if (e.crm !== crm || e.model !== model) return;
+		reload();
+		if (!isActive(e.status)) {
+			replace(notice, h('div', { class: 'alert alert-info' }, `A sync of ${model} finished (${e.status}). `,
+				h('button', { type: 'button', class: 'btn-link', onclick: () => { notice.replaceChildren(); table.reload(); } }, 'Reload rows')));
+		}
+	}));
+	load();
+
+	return h('div', { class: 'page' },
+		h('nav', { class: 'breadcrumbs', 'aria-label': 'Breadcrumb' },
+			h('a', { href: '/' }, 'Overview'), h('span', { 'aria-hidden': 'true' }, ' / '),
+			h('a', { href: `/crm/${encodeURIComponent(crm)}` }, crm), h('span', { 'aria-hidden': 'true' }, ' / '),
+			h('span', { 'aria-current': 'page' }, model)),
+		h('div', { class: 'page-head' }, h('div', {}, pageTitle(model), h('p', { class: 'muted subtitle' }, `${crm} model`)), actions),
+		notice,
+		h('div', { class: 'detail-grid' }, summary, errorsCard),
+		table.el);
+}
