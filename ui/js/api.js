@@ -14,11 +14,12 @@ export class ApiError extends Error {
 	}
 }
 
-// The signed-in session {token, username, role, expires_at}, or null.
+// The signed-in session {token, username, role, expires_at}, or null.  A session
+// restored from the server's cookie (a new tab) has no token: the cookie authenticates.
 export function session() {
 	try {
 		const s = JSON.parse(sessionStorage.getItem(KEY));
-		if (!s || !s.token) return null;
+		if (!s || (!s.token && !s.cookie)) return null;
 		if (s.expires_at && new Date(s.expires_at).getTime() < Date.now()) {
 			sessionStorage.removeItem(KEY);
 			return null;
@@ -62,7 +63,7 @@ async function errorFrom(res) {
 export async function request(method, path, { body, accept, prefer, signal, raw } = {}) {
 	const headers = { Accept: accept || 'application/json' };
 	const s = session();
-	if (s) headers.Authorization = `Bearer ${s.token}`;
+	if (s && s.token) headers.Authorization = `Bearer ${s.token}`;
 	if (prefer) headers.Prefer = prefer;
 	if (body !== undefined) headers['Content-Type'] = 'application/json';
 	let res;
@@ -113,6 +114,23 @@ export async function login(username, password) {
 	const s = await rpc('login', { username, password });
 	sessionStorage.setItem(KEY, JSON.stringify(s));
 	return s;
+}
+
+// In a tab without a session, adopt the one the server's HttpOnly cookie still
+// carries (set at sign-in in another tab); quietly nothing when there is none.
+export async function restoreSession() {
+	if (session()) return;
+	try {
+		const res = await fetch('/api/rpc/whoami', {
+			method: 'POST', credentials: 'same-origin',
+			headers: { Accept: 'application/json', 'Content-Type': 'application/json' }, body: '{}',
+		});
+		if (!res.ok) return;
+		const who = await res.json();
+		if (who && who.username && who.role) sessionStorage.setItem(KEY, JSON.stringify({ ...who, cookie: true }));
+	} catch {
+		/* signed out: the sign-in page follows */
+	}
 }
 
 // Sign out here and on the server (which clears the cookie); never fails.

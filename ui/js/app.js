@@ -1,6 +1,6 @@
 // Entry point: the page frame (header, live indicator, sign-out) and the routes.
 
-import { session, logout, onSignOut } from './api.js';
+import { session, logout, onSignOut, restoreSession } from './api.js';
 import { route, start, navigate } from './router.js';
 import * as live from './live.js';
 
@@ -59,5 +59,6 @@ onSignOut(() => {
 	if (location.pathname !== '/login') navigate(`/login?next=${encodeURIComponent(location.pathname)}`, { replace: true });
 });
 
+await restoreSession();
 paintFrame();
 start(document.getElementById('main'), guard);

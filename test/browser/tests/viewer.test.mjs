@@ -77,6 +77,15 @@ test('markup in the data is shown as text and never runs', async () => {
 	assert.deepEqual(page.problems, []);
 });
 
+test('a new tab is signed in too (the server\'s cookie), with the same role', async () => {
+	const tab = await page.context().newPage();
+	await tab.goto(`${BASE}/history`);
+	await tab.getByRole('heading', { level: 1, name: 'Sync history' }).waitFor();
+	await tab.locator('.runs-table').waitFor();
+	assert.match(await tab.locator('#user').innerText(), /viewer/);
+	await tab.close();
+});
+
 test('signing out returns to the sign-in page and protects the pages', async () => {
 	await page.getByRole('button', { name: 'Log out' }).click();
 	await page.waitForURL(/\/login/);

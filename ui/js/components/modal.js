@@ -23,7 +23,7 @@ export function openModal({ title, wide = false, onClose } = {}) {
 		dialog.close();
 		dialog.remove();
 		if (onClose) onClose();
-		if (opener && opener.isConnected && opener.focus) opener.focus();
+		restoreFocus(opener);
 	}
 	closeBtn.addEventListener('click', close);
 	dialog.addEventListener('cancel', (e) => {
@@ -66,4 +66,17 @@ export function openTextModal(title, loadText) {
 		(err) => { pre.textContent = `Could not load: ${err.message}`; pre.classList.add('log-error'); },
 	);
 	return m;
+}
+
+// Give focus back to the control that opened a dialog, or to its twin when a
+// live update re-created it meanwhile (same accessible label).
+function restoreFocus(opener) {
+	if (!opener || !opener.focus) return;
+	if (opener.isConnected) {
+		opener.focus();
+		return;
+	}
+	const label = opener.getAttribute('aria-label');
+	const twin = label ? document.querySelector(`[aria-label="${CSS.escape(label)}"]`) : null;
+	if (twin) twin.focus();
 }

@@ -59,7 +59,10 @@ function showForm(m, { crm, model }, cleanups) {
 			h('label', { for: `opt-${key}` }, h('span', { class: 'check-label' }, label), h('span', { class: 'muted small' }, help)),
 			errors[key]);
 	});
-	fields.since = h('input', { type: 'date', id: 'opt-since', name: 'since', 'aria-describedby': 'help-since err-since' });
+	fields.since = h('input', {
+		type: 'date', id: 'opt-since', name: 'since', max: new Date().toISOString().slice(0, 10),
+		'aria-describedby': 'help-since err-since',
+	});
 	errors.since = h('p', { class: 'field-error', id: 'err-since', 'aria-live': 'polite' });
 	const numberFields = NUMBERS.map(([key, label, help, max]) => {
 		fields[key] = h('input', {
