@@ -113,24 +113,18 @@ static struct timespec started_at;
 
 /* ---------------------------------------------------------------- output */
 
-/* Print a plain log line on stdout (and stderr too when to_stderr). */
+/* Print a plain log line: warnings and errors on stderr, the rest on stdout. */
 static void
 log_line(bool to_stderr, const char *fmt,...)
 {
+	FILE	   *out = to_stderr ? stderr : stdout;
 	va_list		ap;
 
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vfprintf(out, fmt, ap);
 	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
-	if (to_stderr)
-	{
-		va_start(ap, fmt);
-		vfprintf(stderr, fmt, ap);
-		va_end(ap);
-		fputc('\n', stderr);
-	}
+	fputc('\n', out);
+	fflush(out);
 }
 
 /* Verbose log line, printed only with --debug. */

@@ -116,8 +116,8 @@ def test_pacing_and_rate_limit(demo):
     rc, out, err, evs = demo.run(*SHEET, "--max-records", "200", "--batch-size", "50", "--rate", "200",
                                  "--fault", "rate-limit")
     assert rc == 0, err
-    pause = re.search(r"HTTP 429 Too Many Requests; retrying after (\d+) s", out)
-    assert pause, out
+    pause = re.search(r"HTTP 429 Too Many Requests; retrying after (\d+) s", err)
+    assert pause, err
     # The announced pause really happened (no upper bound: the machine may be slow).
     assert summary_of(evs)["duration_seconds"] >= int(pause.group(1))
     assert demo.count("gsheet_marketing_spend") == 200
