@@ -112,3 +112,7 @@ SET ROLE regress_nobody;
 SELECT count(*) FROM crm_api.crm_sources;
 RESET ROLE;
 DROP ROLE regress_viewer, regress_nobody;
+
+-- what this installation offers (no pg_cron, no preloading here)
+SELECT c->>'version' IS NOT NULL AS has_version, c->>'pg_cron' AS pg_cron, c->>'launcher' AS launcher
+  FROM crm_api.capabilities() c;

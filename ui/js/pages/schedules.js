@@ -18,6 +18,12 @@ export function render(ctx) {
 	// Fetch the schedules (and build the add form once).
 	async function load() {
 		try {
+			const caps = await rpc('capabilities', {}, { signal: ctx.signal });
+			if (!caps.pg_cron) {
+				unavailable({ message: 'pg_cron is not installed in this database.',
+					hint: 'An administrator can add pg_cron to shared_preload_libraries, set cron.database_name to this database and run CREATE EXTENSION pg_cron.' });
+				return;
+			}
 			const rows = await get('schedules', { order: 'id.asc' }, { signal: ctx.signal });
 			errorSlot.replaceChildren();
 			paint(rows);
