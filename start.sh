@@ -66,6 +66,10 @@ as_postgres "$BINDIR/pg_ctl" -D "$DATA" -l "$STATE/server.log" -w -t 60 start >/
 export PGHOST=$STATE PGPORT PGUSER=postgres
 psql_as() { as_postgres env PGHOST="$PGHOST" PGPORT="$PGPORT" "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
 
+# The demo database is rebuilt when asked, or when the extension's install
+# script or the demo changed since it was built (same version, new objects).
+stamp=$(cat "$(pg_config --sharedir)/extension/crm_dashboard--"*.sql demo/*.sql demo/load.sh | md5sum | cut -d' ' -f1)
+if [ "$(cat "$STATE/demo.stamp" 2>/dev/null)" != "$stamp" ]; then reset=true; fi
 if $reset; then psql_as -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"; fi
 if [ -z "$(psql_as -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = '$DB'")" ]; then
 	step "Creating database $DB with the demo CRM warehouse (about ten seconds)"
@@ -75,17 +79,20 @@ if [ -z "$(psql_as -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = '
 	rm -rf "$STATE/demo" && cp -r demo "$STATE/demo"
 	if [ "$(id -u)" -eq 0 ]; then chown -R postgres "$STATE/demo"; fi
 	as_postgres env PGHOST="$PGHOST" PGPORT="$PGPORT" PGDATABASE="$DB" "$STATE/demo/load.sh" "$DB"
-else
-	psql_as -d "$DB" -c "ALTER EXTENSION crm_dashboard UPDATE" 2>/dev/null || true
+	echo "$stamp" >"$STATE/demo.stamp"
 fi
 
 step "Creating dashboard users"
 admin_pw=$(head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 16)
 viewer_pw=$(head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 16)
 psql_as -d "$DB" -o /dev/null -v admin_pw="$admin_pw" -v viewer_pw="$viewer_pw" <<'EOF'
-SELECT crm_api.delete_user(username) FROM crm_dashboard.dashboard_user WHERE username IN ('admin', 'viewer');
-SELECT crm_api.create_user('admin', :'admin_pw', 'crm_dashboard_admin');
-SELECT crm_api.create_user('viewer', :'viewer_pw', 'crm_dashboard_viewer');
+-- new passwords on every run; the users themselves are kept
+SELECT CASE WHEN EXISTS (SELECT FROM crm_dashboard.dashboard_user WHERE username = 'admin')
+            THEN crm_api.set_password('admin', :'admin_pw')::text
+            ELSE crm_api.create_user('admin', :'admin_pw', 'crm_dashboard_admin')::text END;
+SELECT CASE WHEN EXISTS (SELECT FROM crm_dashboard.dashboard_user WHERE username = 'viewer')
+            THEN crm_api.set_password('viewer', :'viewer_pw')::text
+            ELSE crm_api.create_user('viewer', :'viewer_pw', 'crm_dashboard_viewer')::text END;
 EOF
 umask 077
 printf 'admin %s\nviewer %s\n' "$admin_pw" "$viewer_pw" >"$STATE/credentials"
