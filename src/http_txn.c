@@ -19,6 +19,8 @@
 static void
 run_transaction(HttpRequest *req, HttpTxnFn fn, void *arg)
 {
+	/* A worker must set this itself, or now() is the previous request's time. */
+	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	/* read-only must be set before the first snapshot */
 	if (req->read_only)
