@@ -17,6 +17,11 @@ SELECT crm_api.create_user('shorty', 'short', 'viewer');
 SELECT crm_api.create_user('rolf', 'long-enough', 'superuser');
 SELECT crm_api.create_user('vera', 'another-password', 'viewer');
 
+-- Passwords are capped in length: each PBKDF2 round hashes the whole of it.
+SELECT crm_api.create_user('longpw', repeat('x', 1025), 'viewer');
+SELECT crm_api.login('otto', repeat('x', 1025));
+SELECT crm_api.login('nobody', repeat('x', 100000));
+
 -- Passwords are salted SCRAM secrets, never the password itself.
 SELECT username, password_hash LIKE 'SCRAM-SHA-256$4096:%' AS scram,
        strpos(password_hash, username || '-password') = 0 AS no_plain

@@ -39,9 +39,6 @@ int			http_max_connections = 256;
 int			http_max_body = 1024 * 1024;
 int			http_request_timeout = 30;
 
-/* Connections currently open on this worker's daemon. */
-static int	open_connections = 0;
-
 /* A JWT secret is either unset or long enough to resist brute force. */
 static bool
 check_jwt_secret(char **newval, void **extra, GucSource source)
@@ -188,7 +185,7 @@ define_limit_settings(void)
 							&http_max_body, 1024 * 1024, 1024, 64 * 1024 * 1024, PGC_SIGHUP,
 							GUC_UNIT_BYTE, NULL, NULL, NULL);
 	DefineCustomIntVariable("crm_dashboard.http_request_timeout",
-							"Idle time before a connection is dropped, and statement time limit of a request.",
+							"Time a client has to send a whole request, idle limit of a connection, and statement time limit of a request.",
 							"Range 1 .. 3600 s.",
 							&http_request_timeout, 30, 1, 3600, PGC_SIGHUP,
 							GUC_UNIT_S, NULL, NULL, NULL);
@@ -227,24 +224,6 @@ HttpInit(void)
 	define_limit_settings();
 	if (process_shared_preload_libraries_in_progress && http_port > 0)
 		register_workers();
-}
-
-/* Refuse connections beyond crm_dashboard.http_max_connections (reloadable). */
-static enum MHD_Result
-http_accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
-{
-	return open_connections < http_max_connections ? MHD_YES : MHD_NO;
-}
-
-/* Count open connections for the accept policy. */
-static void
-http_connection_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
-					   enum MHD_ConnectionNotificationCode toe)
-{
-	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
-		open_connections++;
-	else
-		open_connections--;
 }
 
 /* Form-decode URL components with the same decoder the fuzz target tests. */
@@ -330,18 +309,21 @@ http_start_daemon(void)
 	return d;
 }
 
-/* Milliseconds to wait: libmicrohttpd's next timeout, SSE's, or a minute. */
+/* Milliseconds to wait: the next timeout of libmicrohttpd, SSE or a request, or a minute. */
 static long
 http_wait_timeout(struct MHD_Daemon *d)
 {
 	MHD_UNSIGNED_LONG_LONG mhd_ms;
 	long		timeout = 60 * 1000L;
 	long		sse_ms = http_sse_next_timeout_ms();
+	long		conn_ms = http_conn_next_timeout_ms();
 
 	if (MHD_get_timeout(d, &mhd_ms) == MHD_YES && mhd_ms < (MHD_UNSIGNED_LONG_LONG) timeout)
 		timeout = (long) mhd_ms;
 	if (sse_ms >= 0 && sse_ms < timeout)
 		timeout = sse_ms;
+	if (conn_ms >= 0 && conn_ms < timeout)
+		timeout = conn_ms;
 	return timeout;
 }
 
@@ -397,6 +379,7 @@ HttpWorkerMain(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		http_sse_poll();
+		http_conn_reap();
 		MHD_run(d);
 	}
 }

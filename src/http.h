@@ -85,6 +85,17 @@ extern void HttpInit(void);
 extern const char *http_jwt_key(void);
 extern PGDLLEXPORT void HttpWorkerMain(Datum main_arg);
 
+/* http_conn.c */
+extern enum MHD_Result http_accept_policy(void *cls, const struct sockaddr *addr,
+										  socklen_t addrlen);
+extern void http_connection_notify(void *cls, struct MHD_Connection *conn,
+								   void **socket_context,
+								   enum MHD_ConnectionNotificationCode toe);
+extern void http_conn_request_received(struct MHD_Connection *conn);
+extern void http_conn_request_done(struct MHD_Connection *conn);
+extern void http_conn_reap(void);
+extern long http_conn_next_timeout_ms(void);
+
 /* http_request.c */
 extern enum MHD_Result http_access_handler(void *cls, struct MHD_Connection *conn,
 										   const char *url, const char *method,
@@ -93,6 +104,15 @@ extern enum MHD_Result http_access_handler(void *cls, struct MHD_Connection *con
 extern void http_request_completed(void *cls, struct MHD_Connection *conn,
 								   void **con_cls, enum MHD_RequestTerminationCode toe);
 extern const char *http_header(HttpRequest *req, const char *name);
+
+/* A header or query argument (pointing into libmicrohttpd's memory). */
+typedef struct HttpValue
+{
+	const char *key;
+	const char *value;			/* may be NULL for a query argument */
+} HttpValue;
+
+extern HttpValue *http_values(HttpRequest *req, enum MHD_ValueKind kind, int *n);
 
 /* http_reply.c */
 extern void http_reply_header(HttpRequest *req, const char *name, const char *value);

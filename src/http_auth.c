@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "catalog/pg_authid.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
@@ -123,23 +124,39 @@ http_check_role(HttpRequest *req)
 	return false;
 }
 
-/* Add one header to a JSON object under construction, lower-cased. */
-static enum MHD_Result
-add_header_json(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+/*
+ * The request's headers as a JSON object with lower-cased names, for
+ * request.headers.  Credentials are left out (SQL, and any log of it, never
+ * sees them), and so are headers that are not valid UTF-8, which no text
+ * value of the database may hold.
+ */
+static char *
+headers_json(HttpRequest *req)
 {
-	StringInfo	buf = cls;
-	char	   *lower;
+	StringInfoData buf;
+	int			n;
+	HttpValue  *h = http_values(req, MHD_HEADER_KIND, &n);
+	int			i;
 
-	/* credentials never reach SQL-visible settings (or logs of them) */
-	if (pg_strcasecmp(key, "authorization") == 0 || pg_strcasecmp(key, "cookie") == 0)
-		return MHD_YES;
-	lower = asc_tolower(key, strlen(key));
-	if (buf->len > 1)
-		appendStringInfoChar(buf, ',');
-	escape_json(buf, lower);
-	appendStringInfoChar(buf, ':');
-	escape_json(buf, value ? value : "");
-	return MHD_YES;
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (i = 0; i < n; i++)
+	{
+		const char *value = h[i].value ? h[i].value : "";
+
+		if (pg_strcasecmp(h[i].key, "authorization") == 0 ||
+			pg_strcasecmp(h[i].key, "cookie") == 0 ||
+			!pg_verify_mbstr(PG_UTF8, h[i].key, strlen(h[i].key), true) ||
+			!pg_verify_mbstr(PG_UTF8, value, strlen(value), true))
+			continue;
+		if (buf.len > 1)
+			appendStringInfoChar(&buf, ',');
+		escape_json(&buf, asc_tolower(h[i].key, strlen(h[i].key)));
+		appendStringInfoChar(&buf, ':');
+		escape_json(&buf, value);
+	}
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
 }
 
 /* Set one transaction-local setting. */
@@ -154,18 +171,13 @@ set_local(const char *name, const char *value)
 void
 http_set_request_settings(HttpRequest *req)
 {
-	StringInfoData headers;
-
-	initStringInfo(&headers);
-	appendStringInfoChar(&headers, '{');
-	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, add_header_json, &headers);
-	appendStringInfoChar(&headers, '}');
+	char	   *headers = headers_json(req);
 
 	set_local("search_path", "crm_api");
 	set_local("statement_timeout", psprintf("%d", http_request_timeout * 1000));
 	set_local("request.jwt.claims", req->claims ? req->claims : "{}");
 	set_local("request.method", req->method);
 	set_local("request.path", req->url);
-	set_local("request.headers", headers.data);
+	set_local("request.headers", headers);
 	set_local("role", req->role);
 }

@@ -202,6 +202,12 @@ http_csv_close(HttpCsv *csv)
 {
 	int			fd = csv->req->reply.fd;
 
+	/* no query ran (a search on a model without text): the header alone */
+	if (!csv->header_done && csv->header != NIL)
+	{
+		append_header(&csv->buf, csv->header, NULL, 0);
+		csv->header_done = true;
+	}
 	flush_spool(fd, &csv->buf, &csv->written);
 	if (lseek(fd, 0, SEEK_SET) < 0)
 		ereport(ERROR, (errcode_for_file_access(), errmsg("could not rewind the CSV spool file: %m")));

@@ -72,16 +72,6 @@ export_segments(HttpRequest *req, const PageSpec *spec, char **queries)
 
 		http_csv_query(csv, queries[i], n, types, values, NULL, spec->ncolumns);
 	}
-	if (csv->rows == 0 && !csv->header_done)
-	{
-		/* no query ran (a search on a model without text): header only */
-		ListCell   *lc;
-
-		foreach(lc, header)
-			appendStringInfo(&csv->buf, "%s%s", foreach_current_index(lc) ? "," : "",
-							 (char *) lfirst(lc));
-		appendStringInfoChar(&csv->buf, '\n');
-	}
 	http_csv_close(csv);
 }
 

@@ -9,6 +9,8 @@
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include <cjson/cJSON.h>
 
 #include "access/relation.h"
@@ -60,13 +62,17 @@ hq_palloc(void *arg, size_t size)
 	return palloc(size);
 }
 
-/* Feed one query argument to the parser (stops at the first error). */
-static enum MHD_Result
-parse_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+/* Feed the query arguments to the parser (stops at the first error). */
+static void
+parse_args(HttpRequest *req, HqQuery *q)
 {
-	HqQuery    *q = cls;
+	int			n;
+	HttpValue  *args = http_values(req, MHD_GET_ARGUMENT_KIND, &n);
+	int			i;
 
-	return hq_parse_param(q, key, value) ? MHD_YES : MHD_NO;
+	for (i = 0; i < n; i++)
+		if (!hq_parse_param(q, args[i].key, args[i].value))
+			return;
 }
 
 /* The count preference of the Prefer header, or NULL. */
@@ -448,7 +454,7 @@ apply_range(HttpRequest *req, HqQuery *q)
 		return false;
 	q->offset = first;
 	if (last >= 0)
-		q->limit = last - first + 1;
+		q->limit = last - first < LLONG_MAX ? last - first + 1 : LLONG_MAX;
 	return true;
 }
 
@@ -464,7 +470,7 @@ http_read_view(HttpRequest *req, const char *view, HttpMedia media)
 	a->media = media;
 	a->count = prefer_count(req);
 	hq_init(&a->q, hq_palloc, NULL);
-	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, parse_arg, &a->q);
+	parse_args(req, &a->q);
 	MemoryContextSwitchTo(old);
 	if (!a->q.error && !apply_range(req, &a->q))
 	{

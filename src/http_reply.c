@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include "mb/pg_wchar.h"
 #include "utils/json.h"
 
 #include "http.h"
@@ -48,13 +49,45 @@ http_reply_json(HttpRequest *req, int status, const char *json)
 	appendStringInfoString(&req->reply.body, json);
 }
 
+/*
+ * value with every byte that does not start a valid UTF-8 sequence replaced
+ * by U+FFFD: error texts may quote request headers, which libmicrohttpd
+ * passes on as they came, and a JSON reply must be valid UTF-8.
+ */
+static const char *
+valid_utf8(const char *value)
+{
+	StringInfoData buf;
+	const unsigned char *p = (const unsigned char *) value;
+
+	if (pg_verify_mbstr(PG_UTF8, value, strlen(value), true))
+		return value;
+	initStringInfo(&buf);
+	while (*p)
+	{
+		int			len = pg_utf_mblen(p);
+
+		if (strnlen((const char *) p, len) == len && pg_utf8_islegal(p, len))
+		{
+			appendBinaryStringInfo(&buf, (const char *) p, len);
+			p += len;
+		}
+		else
+		{
+			appendStringInfoString(&buf, "\xEF\xBF\xBD");
+			p++;
+		}
+	}
+	return buf.data;
+}
+
 /* Append "key": value-or-null to an error object. */
 static void
 append_field(StringInfo buf, const char *key, const char *value, bool last)
 {
 	appendStringInfo(buf, "\"%s\":", key);
 	if (value)
-		escape_json(buf, value);
+		escape_json(buf, valid_utf8(value));
 	else
 		appendStringInfoString(buf, "null");
 	if (!last)
@@ -95,14 +128,14 @@ class_in(const char *sqlstate, const char *const *list)
 	return false;
 }
 
-/* PostgREST's SQLSTATE -> HTTP status mapping. */
+/* PostgREST's SQLSTATE -> HTTP status mapping (its errors reference). */
 int
 http_sqlstate_status(const char *s, bool anonymous)
 {
 	static const char *const server_classes[] = {
-		"25", "2D", "38", "39", "3B", "40", "54", "55", "58", "F0", "XX", "P0", NULL
+		"09", "25", "2D", "38", "39", "3B", "40", "54", "55", "57", "58", "F0", "HV", "XX", "P0", NULL
 	};
-	static const char *const unavailable[] = {"08", "53", NULL};
+	static const char *const forbidden_classes[] = {"0L", "0P", "28", NULL};
 
 	if (strcmp(s, "23503") == 0 || strcmp(s, "23505") == 0)
 		return 409;
@@ -114,11 +147,11 @@ http_sqlstate_status(const char *s, bool anonymous)
 		return 404;
 	if (strcmp(s, "42501") == 0)
 		return anonymous ? 401 : 403;
-	if (class_in(s, unavailable) || strcmp(s, "57P01") == 0)
-		return 503;
-	if (strcmp(s, "57014") == 0)
+	if (strcmp(s, "42P17") == 0 || strcmp(s, "53400") == 0)
 		return 500;
-	if (strncmp(s, "28", 2) == 0)
+	if (strncmp(s, "08", 2) == 0 || strncmp(s, "53", 2) == 0 || strcmp(s, "57P01") == 0)
+		return 503;
+	if (class_in(s, forbidden_classes))
 		return 403;
 	if (class_in(s, server_classes))
 		return 500;

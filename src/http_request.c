@@ -25,6 +25,50 @@ http_header(HttpRequest *req, const char *name)
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+/* The values collected by collect_value(). */
+typedef struct HttpValues
+{
+	HttpValue  *items;
+	int			n;
+	int			cap;
+} HttpValues;
+
+/*
+ * Note one value in the array (libmicrohttpd's iterator callback).  It
+ * allocates nothing and so cannot throw: an ereport() here would longjmp
+ * across libmicrohttpd's frames.
+ */
+static enum MHD_Result
+collect_value(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	HttpValues *v = cls;
+
+	if (v->n >= v->cap)
+		return MHD_NO;
+	v->items[v->n].key = key;
+	v->items[v->n].value = value;
+	v->n++;
+	return MHD_YES;
+}
+
+/*
+ * The request's values of one kind (headers, query arguments) in order, as
+ * a palloc'd array of *n entries, for handlers to work on outside any
+ * libmicrohttpd callback.  The strings stay valid until the request ends.
+ */
+HttpValue *
+http_values(HttpRequest *req, enum MHD_ValueKind kind, int *n)
+{
+	HttpValues	v;
+
+	v.cap = MHD_get_connection_values(req->conn, kind, NULL, NULL);
+	v.items = palloc(sizeof(HttpValue) * (v.cap + 1));
+	v.n = 0;
+	MHD_get_connection_values(req->conn, kind, collect_value, &v);
+	*n = v.n;
+	return v.items;
+}
+
 /* What the query string's arguments add up to. */
 typedef struct ArgSummary
 {
@@ -39,7 +83,10 @@ is_utf8(const char *s)
 	return pg_verify_mbstr(PG_UTF8, s, strlen(s), true);
 }
 
-/* Sum the arguments' length (for the URL limit) and check their encoding. */
+/*
+ * Sum the arguments' length (for the URL limit) and check their encoding
+ * (an iterator callback: nothing here allocates or throws).
+ */
 static enum MHD_Result
 summarize_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
@@ -116,11 +163,16 @@ http_dispatch(HttpRequest *req)
 	}
 }
 
-/* Route a request, answering 500 for anything that escaped the handlers. */
+/*
+ * Route a request, answering 500 for anything that escaped the handlers.
+ * Whatever the handlers allocate outside their transaction goes into the
+ * request's context: the worker's loop runs in TopMemoryContext, where it
+ * would stay for the life of the process.
+ */
 static void
 http_dispatch_guarded(HttpRequest *req)
 {
-	MemoryContext old = CurrentMemoryContext;
+	MemoryContext old = MemoryContextSwitchTo(req->ctx);
 
 	PG_TRY();
 	{
@@ -128,7 +180,7 @@ http_dispatch_guarded(HttpRequest *req)
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(old);
+		MemoryContextSwitchTo(req->ctx);
 		EmitErrorReport();
 		FlushErrorState();
 		if (IsTransactionState() || IsAbortedTransactionBlockState())
@@ -156,13 +208,12 @@ declared_body_too_large(struct MHD_Connection *conn)
 }
 
 /*
- * libmicrohttpd's access handler: called once when the headers are in, then
- * once per chunk of body, then once more to answer.
+ * One call of the access handler: once when the headers are in, then once
+ * per chunk of body, then once more to answer.
  */
-enum MHD_Result
-http_access_handler(void *cls, struct MHD_Connection *conn, const char *url,
-					const char *method, const char *version, const char *upload_data,
-					size_t *upload_data_size, void **con_cls)
+static enum MHD_Result
+access_step(struct MHD_Connection *conn, const char *url, const char *method,
+			const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
 	HttpRequest *req = *con_cls;
 
@@ -190,8 +241,38 @@ http_access_handler(void *cls, struct MHD_Connection *conn, const char *url,
 	}
 	if (req->handled)
 		return MHD_YES;
+	http_conn_request_received(conn);
 	http_dispatch_guarded(req);
 	return http_queue_reply(req);
+}
+
+/*
+ * libmicrohttpd's access handler.  Routing has its own guard that answers
+ * 500; this outer one catches what can fail around it (running out of
+ * memory for a new request or its body), so that no error ever unwinds
+ * through libmicrohttpd's frames.  The connection is then closed.
+ */
+enum MHD_Result
+http_access_handler(void *cls, struct MHD_Connection *conn, const char *url,
+					const char *method, const char *version, const char *upload_data,
+					size_t *upload_data_size, void **con_cls)
+{
+	volatile enum MHD_Result result = MHD_NO;
+	MemoryContext old = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		result = access_step(conn, url, method, upload_data, upload_data_size, con_cls);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(old);
+		EmitErrorReport();
+		FlushErrorState();
+		result = MHD_NO;
+	}
+	PG_END_TRY();
+	return result;
 }
 
 /* libmicrohttpd is done with a request: release everything it held. */
@@ -201,6 +282,7 @@ http_request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	HttpRequest *req = *con_cls;
 
+	http_conn_request_done(conn);
 	if (req == NULL)
 		return;
 	http_sse_forget(req);

@@ -16,6 +16,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -62,7 +63,32 @@ json_arg_text(cJSON *item)
 	return copy;
 }
 
-/* Arguments from a POST body; replies 400 PGRST102 on bad JSON. */
+/*
+ * Whether a JSON text escapes a NUL (backslash, u0000).  cJSON would decode
+ * it into a C string and silently cut the value short there; PostgreSQL
+ * text cannot hold it either, so such a body is refused.
+ */
+static bool
+json_escapes_nul(const char *s, int len)
+{
+	int			i;
+
+	for (i = 0; i + 1 < len; i++)
+	{
+		if (s[i] != '\\')
+			continue;
+		if (s[i + 1] == 'u' && i + 5 < len && strncmp(s + i + 2, "0000", 4) == 0)
+			return true;
+		i++;					/* skip the escaped character, e.g. a backslash */
+	}
+	return false;
+}
+
+/*
+ * Arguments from a POST body; replies 400 PGRST102 on bad JSON.  The body
+ * must be UTF-8 without NULs: its strings become text parameters as they
+ * are, so invalid bytes would otherwise reach tables and error messages.
+ */
 static bool
 args_from_body(HttpRequest *req, RpcCall *call)
 {
@@ -71,6 +97,14 @@ args_from_body(HttpRequest *req, RpcCall *call)
 
 	if (req->body.len == 0)
 		return true;
+	if (!pg_verify_mbstr(PG_UTF8, req->body.data, req->body.len, true) ||
+		json_escapes_nul(req->body.data, req->body.len))
+	{
+		http_reply_error(req, 400, "PGRST102", "Empty or invalid json",
+						 "The body is not valid UTF-8, or holds a NUL character.",
+						 "Send a UTF-8 JSON object without \\u0000 escapes.");
+		return false;
+	}
 	doc = cJSON_ParseWithLength(req->body.data, req->body.len);
 	if (!cJSON_IsObject(doc))
 	{
@@ -99,25 +133,33 @@ hq_palloc(void *arg, size_t size)
 }
 
 /*
- * Collect a query-string argument: limit and offset page a set result (for
- * GET and POST); for GET every other non-reserved key is a function argument.
+ * Collect the query-string arguments: limit and offset page a set result
+ * (for GET and POST); for GET every other non-reserved key is a function
+ * argument.  Stops at the first malformed limit or offset.
  */
-static enum MHD_Result
-arg_from_query(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+static void
+args_from_query(HttpRequest *req, RpcCall *call)
 {
-	RpcCall    *call = cls;
-	RpcArg	   *arg;
+	int			n;
+	HttpValue  *args = http_values(req, MHD_GET_ARGUMENT_KIND, &n);
+	int			i;
 
-	if (strcmp(key, "limit") == 0 || strcmp(key, "offset") == 0)
-		return hq_parse_param(&call->q, key, value) ? MHD_YES : MHD_NO;
-	if (call->args_in_query && !hq_is_reserved(key))
+	for (i = 0; i < n && !call->q.error; i++)
 	{
-		arg = palloc0(sizeof(RpcArg));
-		arg->name = pstrdup(key);
-		arg->value = pstrdup(value ? value : "");
-		call->args = lappend(call->args, arg);
+		const char *key = args[i].key;
+		const char *value = args[i].value ? args[i].value : "";
+		RpcArg	   *arg;
+
+		if (strcmp(key, "limit") == 0 || strcmp(key, "offset") == 0)
+			(void) hq_parse_param(&call->q, key, value);
+		else if (call->args_in_query && !hq_is_reserved(key))
+		{
+			arg = palloc0(sizeof(RpcArg));
+			arg->name = pstrdup(key);
+			arg->value = pstrdup(value);
+			call->args = lappend(call->args, arg);
+		}
 	}
-	return MHD_YES;
 }
 
 /* The given argument called name, or NULL. */
@@ -326,7 +368,10 @@ model_column_names(RpcCall *call)
 	return names;
 }
 
-/* A file name made of safe characters only. */
+/*
+ * A file name of ASCII letters, digits, '_', '-' and '.' only (isalnum()
+ * would follow the locale): it goes into a quoted header parameter.
+ */
 static char *
 safe_filename(const char *crm, const char *model)
 {
@@ -334,7 +379,7 @@ safe_filename(const char *crm, const char *model)
 	char	   *c;
 
 	for (c = name; *c; c++)
-		if (!isalnum((unsigned char) *c) && *c != '_' && *c != '-' && *c != '.')
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.", *c))
 			*c = '_';
 	return name;
 }
@@ -469,7 +514,7 @@ http_call_rpc(HttpRequest *req, const char *fn, HttpMedia media)
 	call->media = media;
 	call->args_in_query = req->read_only;
 	hq_init(&call->q, hq_palloc, NULL);
-	MHD_get_connection_values(req->conn, MHD_GET_ARGUMENT_KIND, arg_from_query, call);
+	args_from_query(req, call);
 	if (!req->read_only)
 		ok = args_from_body(req, call);
 	MemoryContextSwitchTo(old);

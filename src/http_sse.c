@@ -9,10 +9,13 @@
  * suspended connection: libmicrohttpd does not poll it, so idle clients
  * cost no CPU.  Each client's buffer is bounded; a client too slow to
  * drain it is dropped rather than allowed to hold memory or block others.
+ * A stream ends when the token it was opened with expires.
  */
 #include "postgres.h"
 
 #include <sys/socket.h>
+
+#include <cjson/cJSON.h>
 
 #include "executor/spi.h"
 #include "lib/ilist.h"
@@ -21,11 +24,13 @@
 
 #include "announce.h"
 #include "http.h"
+#include "jwt.h"
 
 #define SSE_HEARTBEAT_MS (15 * 1000)
 #define SSE_MAX_PENDING (256 * 1024)	/* bytes a client may fall behind */
 #define SSE_BLOCK_SIZE (16 * 1024)
 #define SSE_SOCKET_BUFFER (64 * 1024)	/* kernel send buffer of a stream */
+#define SSE_REPLAY_MAX 4096		/* at least the announcement ring's size */
 
 /* One connected event-stream client. */
 typedef struct SseClient
@@ -37,6 +42,7 @@ typedef struct SseClient
 	int			sent;			/* bytes of buf already handed out */
 	bool		suspended;
 	bool		dropped;
+	TimestampTz expires;		/* when its token expires, or 0 */
 } SseClient;
 
 static dlist_head clients = DLIST_STATIC_INIT(clients);
@@ -87,9 +93,17 @@ static void
 replay(SseClient *c, uint64 last)
 {
 	char		payload[ANNOUNCE_PAYLOAD_MAX];
-	uint64		seq;
+	uint64		seq = c->next_seq;
 
-	for (seq = c->next_seq; seq <= last && !c->dropped; seq++)
+	/*
+	 * Events more than SSE_REPLAY_MAX behind the newest have certainly been
+	 * overwritten, so do not look for them one by one: a Last-Event-ID of 0
+	 * on a server that has published millions of events would otherwise
+	 * keep the worker busy for as long.
+	 */
+	if (last > SSE_REPLAY_MAX && seq < last - SSE_REPLAY_MAX)
+		seq = last - SSE_REPLAY_MAX;
+	for (; seq <= last && !c->dropped; seq++)
 		if (announce_get(seq, payload, sizeof(payload)))
 		{
 			append_event(c, seq, payload);
@@ -173,6 +187,33 @@ limit_socket_buffer(struct MHD_Connection *conn)
 		(void) setsockopt(info->connect_fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
 }
 
+/*
+ * When the stream of a request must end: when its token expires (with the
+ * clock skew verification allows), or 0 for a token without "exp" and for
+ * the anonymous role.  A stream is authenticated once, at its start, so
+ * without this a token would keep working, and a deleted user keep
+ * watching, for as long as the connection stays open.
+ */
+static TimestampTz
+stream_expiry(HttpRequest *req)
+{
+	cJSON	   *claims = req->claims ? cJSON_Parse(req->claims) : NULL;
+	cJSON	   *exp = cJSON_GetObjectItemCaseSensitive(claims, "exp");
+	TimestampTz expires = 0;
+
+	if (cJSON_IsNumber(exp))
+	{
+		double		secs = exp->valuedouble + JWT_CLOCK_SKEW;
+
+		/* clamp so that the conversion cannot overflow */
+		secs = Max(secs, 1.0);
+		secs = Min(secs, 1.0e11);
+		expires = time_t_to_timestamptz((pg_time_t) secs);
+	}
+	cJSON_Delete(claims);
+	return expires;
+}
+
 /* GET /api/events: start an event stream for an authenticated viewer. */
 void
 http_sse_start(HttpRequest *req)
@@ -193,6 +234,7 @@ http_sse_start(HttpRequest *req)
 	limit_socket_buffer(req->conn);
 	c = MemoryContextAllocZero(TopMemoryContext, sizeof(SseClient));
 	c->conn = req->conn;
+	c->expires = stream_expiry(req);
 	c->buf.data = NULL;
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
@@ -276,6 +318,22 @@ heartbeat(void)
 		appendStringInfoString(&dlist_container(SseClient, node, it.cur)->buf, ": heartbeat\n\n");
 }
 
+/* Drop the clients whose token has expired. */
+static void
+expire_clients(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	dlist_iter	it;
+
+	dlist_foreach(it, &clients)
+	{
+		SseClient  *c = dlist_container(SseClient, node, it.cur);
+
+		if (c->expires != 0 && now >= c->expires)
+			c->dropped = true;
+	}
+}
+
 /* Called from the wait loop: new events and heartbeats, then resume. */
 void
 http_sse_poll(void)
@@ -291,6 +349,7 @@ http_sse_poll(void)
 	}
 	fan_out();
 	heartbeat();
+	expire_clients();
 	dlist_foreach(it, &clients)
 	{
 		SseClient  *c = dlist_container(SseClient, node, it.cur);
@@ -303,15 +362,24 @@ http_sse_poll(void)
 	}
 }
 
-/* Milliseconds until the next heartbeat, or -1 without clients. */
+/* Milliseconds until the next heartbeat or expiry, or -1 without clients. */
 long
 http_sse_next_timeout_ms(void)
 {
+	TimestampTz next = next_heartbeat;
+	dlist_iter	it;
 	long		secs;
 	int			usecs;
 
 	if (dlist_is_empty(&clients))
 		return -1;
-	TimestampDifference(GetCurrentTimestamp(), next_heartbeat, &secs, &usecs);
+	dlist_foreach(it, &clients)
+	{
+		SseClient  *c = dlist_container(SseClient, node, it.cur);
+
+		if (c->expires != 0 && !c->dropped && c->expires < next)
+			next = c->expires;
+	}
+	TimestampDifference(GetCurrentTimestamp(), next, &secs, &usecs);
 	return secs * 1000 + usecs / 1000 + 1;
 }

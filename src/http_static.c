@@ -147,10 +147,8 @@ http_serve_static(HttpRequest *req)
 	if (fstat(fd, &st) != 0)
 	{
 		close(fd);
-	{
 		http_reply_error(req, 404, "PGRST125", psprintf("no such file: %s", req->url), NULL, NULL);
 		return;
-	}
 	}
 	etag = http_file_etag(&st);
 	http_reply_header(req, MHD_HTTP_HEADER_ETAG, etag);

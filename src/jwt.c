@@ -183,6 +183,24 @@ check_times(cJSON *p, int64 now, JwtClaims *claims)
 	return JWT_OK;
 }
 
+/*
+ * Whether a JSON object names a key twice.  cJSON finds the first of two
+ * "role" keys and PostgreSQL's ->> the last, so the role a request runs as
+ * and the role SQL reads from request.jwt.claims could differ.
+ */
+static bool
+has_duplicate_keys(cJSON *obj)
+{
+	cJSON	   *a;
+	cJSON	   *b;
+
+	for (a = obj->child; a != NULL; a = a->next)
+		for (b = a->next; b != NULL; b = b->next)
+			if (strcmp(a->string, b->string) == 0)
+				return true;
+	return false;
+}
+
 /* Read the payload: a JSON object with valid times and an optional role. */
 static JwtStatus
 read_payload(const char *json, int64 now, JwtClaims *claims)
@@ -191,10 +209,10 @@ read_payload(const char *json, int64 now, JwtClaims *claims)
 	cJSON	   *role;
 	JwtStatus	st;
 
-	if (!cJSON_IsObject(p))
+	if (!cJSON_IsObject(p) || has_duplicate_keys(p))
 	{
 		cJSON_Delete(p);
-		claims->reason = "JWT payload is not a JSON object";
+		claims->reason = "JWT payload is not a JSON object with distinct keys";
 		return JWT_INVALID;
 	}
 	st = check_times(p, now, claims);

@@ -33,6 +33,13 @@ extern char *pg_be_scram_build_secret(const char *password);
 extern bool scram_verify_plain_password(const char *username, const char *password,
 										const char *secret);
 
+/*
+ * Longest password accepted.  Every one of the 4096 PBKDF2 rounds hashes
+ * the whole password again, so without a cap one anonymous login request
+ * with a body-sized password would cost the worker seconds of CPU.
+ */
+#define PASSWORD_MAX_BYTES 1024
+
 PG_FUNCTION_INFO_V1(crm_dashboard_hash_password);
 PG_FUNCTION_INFO_V1(crm_dashboard_login);
 
@@ -51,12 +58,24 @@ dummy_secret(void)
 	return secret;
 }
 
+/* Refuse a password too long to hash at a bounded cost. */
+static void
+check_password_length(const char *password)
+{
+	if (strlen(password) > PASSWORD_MAX_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("password is longer than %d bytes", PASSWORD_MAX_BYTES),
+				 errhint("Use a password of at most %d bytes.", PASSWORD_MAX_BYTES)));
+}
+
 /* crm_dashboard.hash_password(password): a salted SCRAM-SHA-256 secret. */
 Datum
 crm_dashboard_hash_password(PG_FUNCTION_ARGS)
 {
 	char	   *password = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
+	check_password_length(password);
 	PG_RETURN_TEXT_P(cstring_to_text(pg_be_scram_build_secret(password)));
 }
 
@@ -134,6 +153,7 @@ crm_dashboard_login(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("crm_dashboard.jwt_secret is not set"),
 				 errhint("Set crm_dashboard.jwt_secret_file (or jwt_secret) to at least 32 random characters and reload.")));
+	check_password_length(password);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	found = lookup_user(username, &secret, &role);

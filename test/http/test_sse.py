@@ -127,6 +127,30 @@ def test_events_need_a_login(api):
     c.close()
 
 
+def test_stream_ends_when_its_token_expires(api):
+    from conftest import make_token
+    # valid for about 3 more seconds: verification allows 30 s of clock skew
+    token = make_token({"role": "crm_dashboard_viewer", "exp": int(time.time()) - 27})
+    c = SseClient(token=token)
+    assert c.status == 200
+    start = time.time()
+    closed = False
+    c.sock.settimeout(12)
+    try:
+        while time.time() - start < 12:
+            if not c.sock.recv(65536):
+                closed = True
+                break
+    except socket.timeout:
+        pass
+    except ConnectionResetError:
+        closed = True
+    finally:
+        c.close()
+    took = time.time() - start
+    assert closed and took < 8, f"the stream outlived its token by {took - 3:.0f} s"
+
+
 def test_events_during_a_sync(api, sync_command):
     c = SseClient(api.token("vera"))
     assert c.status == 200 and c.headers["content-type"].startswith("text/event-stream")
