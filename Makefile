@@ -31,6 +31,9 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# Objects depend on every header: cheap, and a changed struct never goes unnoticed.
+$(OBJS): $(wildcard src/*.h)
+
 all: $(TOOLS)
 
 $(EXTENSION)--$(EXTVERSION).sql: $(EXTENSION_PARTS) Makefile

@@ -5,8 +5,12 @@
 -- whose command calls crm_dashboard.start_sync(..., via => 'schedule').
 
 -- Which jobs are ours, with what they run (pg_cron keeps only the command text).
+-- A row matches its job by id AND name: when pg_cron is dropped and created
+-- again its job ids start over, and a left-over row must never claim (show,
+-- or unschedule) another job that got the same id.
 CREATE TABLE crm_dashboard.sync_schedule (
     jobid      bigint PRIMARY KEY,
+    jobname    text NOT NULL,
     crm        text NOT NULL,
     model      text NOT NULL,
     options    jsonb NOT NULL DEFAULT '{}',
@@ -34,6 +38,20 @@ END
 $$;
 COMMENT ON FUNCTION crm_dashboard.require_pg_cron() IS 'Private: raise feature_not_supported unless pg_cron is installed.';
 
+-- Private: forget rows whose job is gone (pg_cron dropped, or the job
+-- removed with cron.unschedule); call only when pg_cron is installed.
+CREATE FUNCTION crm_dashboard.prune_schedules() RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE 'DELETE FROM crm_dashboard.sync_schedule s
+             WHERE NOT EXISTS (SELECT 1 FROM cron.job j
+                               WHERE j.jobid = s.jobid AND j.jobname = s.jobname)';
+END
+$$;
+COMMENT ON FUNCTION crm_dashboard.prune_schedules() IS 'Private: delete schedules whose pg_cron job no longer exists.';
+
 -- Private: our jobs with their last run; no rows without pg_cron.  Dynamic
 -- SQL, because the cron schema may not exist when this is created.
 CREATE FUNCTION crm_dashboard.schedule_list()
@@ -50,7 +68,7 @@ BEGIN
         RETURN QUERY
             SELECT j.jobid, j.jobname::text, s.crm, s.model, j.schedule::text, s.options, j.active,
                    NULL::timestamptz, NULL::text
-            FROM crm_dashboard.sync_schedule s JOIN cron.job j ON j.jobid = s.jobid
+            FROM crm_dashboard.sync_schedule s JOIN cron.job j ON j.jobid = s.jobid AND j.jobname = s.jobname
             ORDER BY j.jobid;
         RETURN;
     END IF;
@@ -58,7 +76,7 @@ BEGIN
         'SELECT j.jobid, j.jobname::text, s.crm, s.model, j.schedule::text, s.options, j.active,
                 d.start_time, d.status::text
          FROM crm_dashboard.sync_schedule s
-         JOIN cron.job j ON j.jobid = s.jobid
+         JOIN cron.job j ON j.jobid = s.jobid AND j.jobname = s.jobname
          LEFT JOIN LATERAL (SELECT r.start_time, r.status FROM cron.job_run_details r
                             WHERE r.jobid = j.jobid ORDER BY r.runid DESC LIMIT 1) d ON true
          ORDER BY j.jobid';
@@ -102,8 +120,10 @@ BEGIN
                   DETAIL = SQLERRM,
                   HINT = 'Use cron syntax such as ''*/15 * * * *''.';
     END;
-    INSERT INTO crm_dashboard.sync_schedule (jobid, crm, model, options)
-    VALUES (job, crm, model, coalesce(options, '{}'));
+    -- a left-over row of an earlier pg_cron installation may hold this id
+    PERFORM crm_dashboard.prune_schedules();
+    INSERT INTO crm_dashboard.sync_schedule (jobid, jobname, crm, model, options)
+    VALUES (job, job_name, crm, model, coalesce(options, '{}'));
     RETURN job;
 END
 $$;
@@ -116,12 +136,11 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     PERFORM crm_dashboard.require_pg_cron();
+    PERFORM crm_dashboard.prune_schedules();
     IF NOT EXISTS (SELECT 1 FROM crm_dashboard.sync_schedule s WHERE s.jobid = unschedule_sync.id) THEN
         RETURN false;
     END IF;
-    IF EXISTS (SELECT 1 FROM cron.job j WHERE j.jobid = unschedule_sync.id) THEN
-        PERFORM cron.unschedule(id);
-    END IF;
+    PERFORM cron.unschedule(id);
     DELETE FROM crm_dashboard.sync_schedule s WHERE s.jobid = unschedule_sync.id;
     RETURN true;
 END
@@ -129,7 +148,8 @@ $$;
 COMMENT ON FUNCTION crm_api.unschedule_sync(bigint) IS
     'Remove a schedule made by schedule_sync; false when there is no such schedule.';
 
-REVOKE ALL ON FUNCTION crm_dashboard.require_pg_cron(), crm_dashboard.schedule_list() FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm_dashboard.require_pg_cron(), crm_dashboard.schedule_list(),
+    crm_dashboard.prune_schedules() FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm_api.schedule_sync(text, text, text, jsonb), crm_api.unschedule_sync(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm_dashboard.schedule_list() TO crm_dashboard_viewer;
 GRANT SELECT ON crm_api.schedules TO crm_dashboard_viewer;

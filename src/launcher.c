@@ -30,6 +30,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
@@ -60,6 +61,9 @@ static List *runs = NIL;
 static MemoryContext launcher_context = NULL;
 static bool recovered = false;
 static TimestampTz extension_retry_at = 0;
+static TimestampTz last_work_at = 0;
+static TimestampTz launch_retry_at = 0;	/* no launches before, after one failed */
+static Oid	extension_oid = InvalidOid;	/* the installation our runs belong to */
 
 /* Set by the SIGCHLD handler (launcher_spawn.c). */
 extern volatile sig_atomic_t launcher_child_exited;
@@ -301,7 +305,7 @@ begin_stop(Run *run, StopReason reason, TimestampTz now)
 	launcher_signal_group(run->pid, crm_stop_grace > 0 ? SIGTERM : SIGKILL);
 }
 
-/* Stop runs whose stop was requested, whose timeout passed or whose grace ended. */
+/* Stop the runs whose stop was requested with stop_sync. */
 static void
 enforce_stops(TimestampTz now)
 {
@@ -325,6 +329,22 @@ enforce_stops(TimestampTz now)
 		foreach(sc, stop)
 			if (*(int64 *) lfirst(sc) == run->id)
 				begin_stop(run, STOP_REQUESTED, now);
+	}
+}
+
+/*
+ * Stop runs whose timeout passed, SIGKILL those whose grace ended.  Outside
+ * any transaction: a locked or dropped history table must not delay them.
+ */
+static void
+enforce_timers(TimestampTz now)
+{
+	ListCell   *lc;
+
+	foreach(lc, runs)
+	{
+		Run		   *run = lfirst(lc);
+
 		if (run->deadline && now >= run->deadline)
 			begin_stop(run, STOP_TIMEOUT, now);
 		if (run->state == RUN_STOPPING && run->kill_at && now >= run->kill_at)
@@ -335,7 +355,51 @@ enforce_stops(TimestampTz now)
 	}
 }
 
-/* Write finished runs to the table and forget them. */
+/*
+ * Call fn(arg) in a subtransaction, so that a failing statement rolls back
+ * only its own changes and not the other runs' of the same batch.  Returns
+ * false after reporting the error.
+ */
+static bool
+in_subtransaction(void (*fn) (void *), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return ok;
+}
+
+/* in_subtransaction body: write a run's outcome. */
+static void
+finish_one(void *arg)
+{
+	runs_finish((Run *) arg);
+}
+
+/*
+ * Write the outcome of exited runs.  They are forgotten only once the
+ * transaction committed (after_commit): were it rolled back, a run
+ * forgotten here would stay "running" forever.
+ */
 static void
 finish_exited(void)
 {
@@ -345,34 +409,149 @@ finish_exited(void)
 	{
 		Run		   *run = lfirst(lc);
 
-		if (run->state != RUN_EXITED)
-			continue;
-		runs_finish(run);
-		runs = foreach_delete_current(runs, lc);
-		MemoryContextDelete(run->cxt);
+		if (run->state == RUN_EXITED && !run->finish_pending)
+			run->finish_pending = in_subtransaction(finish_one, run);
 	}
 }
 
-/* Launch queued runs while slots are free, oldest first. */
+/* Kill a run's processes, reap it and free it (the caller drops it from the list). */
 static void
-launch_queued(void)
+discard_run(Run *run, const char *why)
 {
-	int			slots = crm_max_running_syncs - list_length(runs);
+	elog(LOG, "crm_dashboard launcher: killing run " INT64_FORMAT " (pid %d): %s",
+		 run->id, (int) run->pid, why);
+	if (run->state != RUN_EXITED)
+		launcher_kill_and_reap(run->pid);
+	else
+		launcher_signal_group(run->pid, SIGKILL);
+	run_close_streams(run);
+	MemoryContextDelete(run->cxt);
+}
+
+/* The batch committed: finished runs are recorded for good, forget them. */
+static void
+after_commit(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, runs)
+	{
+		Run		   *run = lfirst(lc);
+
+		run->launch_pending = false;
+		if (run->finish_pending)
+		{
+			runs = foreach_delete_current(runs, lc);
+			MemoryContextDelete(run->cxt);
+		}
+	}
+}
+
+/*
+ * The batch was rolled back: outcomes will be written again; runs launched
+ * in it are queued again in the table, so their processes must go (else
+ * they would run unsupervised and be launched a second time).
+ */
+static void
+after_abort(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, runs)
+	{
+		Run		   *run = lfirst(lc);
+
+		run->finish_pending = false;
+		if (run->launch_pending)
+		{
+			runs = foreach_delete_current(runs, lc);
+			discard_run(run, "its launch was rolled back");
+			launch_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+		}
+	}
+}
+
+/*
+ * Kill every run: the extension was dropped (or dropped and created again),
+ * so their rows are gone, nobody can watch or stop them, and their ids may
+ * be reused by new runs.
+ */
+static void
+discard_orphaned_runs(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, runs)
+	{
+		discard_run(lfirst(lc), "the crm_dashboard extension was dropped");
+		runs = foreach_delete_current(runs, lc);
+	}
+}
+
+/* What launching one claimed run needs and yields (see launch_one). */
+typedef struct LaunchJob
+{
+	int64		id;
+	Run		   *run;
+} LaunchJob;
+
+/* in_subtransaction body: spawn a run and mark it running. */
+static void
+launch_one(void *arg)
+{
+	LaunchJob  *job = arg;
+
+	job->run = runs_launch(job->id, launcher_context);
+	if (job->run)
+		runs_mark_running(job->run);
+}
+
+/* Runs holding a slot: all but those whose outcome is written already. */
+static int
+runs_holding_slots(void)
+{
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, runs)
+		n += ((Run *) lfirst(lc))->finish_pending ? 0 : 1;
+	return n;
+}
+
+/*
+ * Launch queued runs while slots are free, oldest first.  After a failed
+ * launch, wait a second: the killed process's SIGCHLD would otherwise start
+ * the next attempt at once, a busy loop for as long as the cause lasts.
+ */
+static void
+launch_queued(TimestampTz now)
+{
+	int			slots = crm_max_running_syncs - runs_holding_slots();
 	List	   *ids;
 	ListCell   *lc;
 
-	if (slots <= 0)
+	if (slots <= 0 || now < launch_retry_at)
 		return;
+	launch_retry_at = 0;
 	ids = runs_claim(slots);
 	foreach(lc, ids)
 	{
-		Run		   *run = runs_launch(*(int64 *) lfirst(lc), launcher_context);
+		LaunchJob	job = {*(int64 *) lfirst(lc), NULL};
 
-		if (run)
+		if (!in_subtransaction(launch_one, &job))
+		{
+			/* spawned but not marked running: the row stays queued */
+			if (job.run)
+				discard_run(job.run, "it could not be marked running");
+			launch_retry_at = TimestampTzPlusMilliseconds(now, 1000);
+			continue;
+		}
+		if (job.run)
 		{
 			MemoryContext old = MemoryContextSwitchTo(launcher_context);
 
-			runs = lappend(runs, run);
+			job.run->launch_pending = true;
+			runs = lappend(runs, job.run);
 			MemoryContextSwitchTo(old);
 		}
 	}
@@ -400,20 +579,29 @@ flush_progress(TimestampTz now)
 		bool		with_log = run->log_dirty &&
 			TimestampDifferenceExceeds(run->log_flushed_at, now, log_flush_interval(run));
 
+		if (run->finish_pending)
+			continue;
 		if (due || with_log)
 			runs_flush(run, now, with_log);
 	}
 }
 
-/* The next time the loop must do database work without being woken. */
+/*
+ * The next time the loop must do database work without being woken.  At
+ * least every 10 s: a lost wake-up (e.g. start_sync in a prepared
+ * transaction, which wakes nobody at COMMIT PREPARED) must not leave a run
+ * queued forever.
+ */
 static TimestampTz
-next_deadline(TimestampTz now)
+next_deadline(void)
 {
-	TimestampTz next = TimestampTzPlusMilliseconds(now, 10000);
+	TimestampTz next = TimestampTzPlusMilliseconds(last_work_at, 10000);
 	ListCell   *lc;
 
 	if (extension_retry_at && extension_retry_at < next)
 		next = extension_retry_at;
+	if (launch_retry_at && launch_retry_at < next)
+		next = launch_retry_at;
 	foreach(lc, runs)
 	{
 		Run		   *run = lfirst(lc);
@@ -433,6 +621,23 @@ next_deadline(TimestampTz now)
 }
 
 /*
+ * Whether the batch can use the extension's tables now; kills our runs once
+ * the installation they belong to is gone (a rolled-back DROP EXTENSION
+ * changes nothing: the OID only changes when the drop committed).
+ */
+static bool
+extension_usable(void)
+{
+	Oid			extension;
+	bool		ready = runs_extension_ready(&extension);
+
+	if (extension != extension_oid && runs != NIL)
+		discard_orphaned_runs();
+	extension_oid = extension;
+	return ready;
+}
+
+/*
  * One short transaction for a batch of work.  Skipped (retried later) while
  * the extension is missing or being dropped, so DROP EXTENSION never waits
  * for us.
@@ -442,6 +647,7 @@ do_database_work(void)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
+	last_work_at = now;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -449,7 +655,7 @@ do_database_work(void)
 		elog(ERROR, "crm_dashboard: SPI_connect failed");
 	pgstat_report_activity(STATE_RUNNING, "supervising sync runs");
 
-	if (!runs_extension_ready())
+	if (!extension_usable())
 	{
 		extension_retry_at = TimestampTzPlusMilliseconds(now, 5000);
 		SPI_finish();
@@ -466,13 +672,14 @@ do_database_work(void)
 	}
 	enforce_stops(now);
 	finish_exited();
-	launch_queued();
+	launch_queued(now);
 	runs_finish_parents();
 	flush_progress(now);
 
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	after_commit();
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
@@ -490,6 +697,7 @@ try_database_work(MemoryContext loop_context)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		after_abort();
 		extension_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
 	}
 	PG_END_TRY();
@@ -566,9 +774,10 @@ crm_launcher_main(Datum arg)
 		if (reap_children())
 			work = true;
 		now = GetCurrentTimestamp();
-		if (work || now >= next_deadline(now))
+		enforce_timers(now);
+		if (work || now >= next_deadline())
 			try_database_work(loop_context);
-		work = wait_for_work(next_deadline(GetCurrentTimestamp())) || launcher_child_exited;
+		work = wait_for_work(next_deadline()) || launcher_child_exited;
 		MemoryContextReset(loop_context);
 	}
 }

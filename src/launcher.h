@@ -106,6 +106,8 @@ typedef struct Run
 	TimestampTz kill_at;		/* SIGKILL time while stopping; 0 when none */
 	TimestampTz flushed_at;		/* last counters update */
 	TimestampTz log_flushed_at;
+	bool		launch_pending; /* marked running in the open transaction */
+	bool		finish_pending; /* outcome written in the open transaction */
 	bool		dirty;			/* counters changed since the last flush */
 	bool		log_dirty;
 	uint64		peak_read;		/* largest single read, bytes */
@@ -129,6 +131,7 @@ extern pid_t launcher_spawn(const SpawnRequest *req, int *out_fd, int *err_fd,
 							char **error);
 extern void launcher_signal_group(pid_t pgid, int sig);
 extern bool launcher_reap(pid_t pid, int *wait_status);
+extern void launcher_kill_and_reap(pid_t pid);
 extern void launcher_install_sigchld(void);
 extern int	launcher_kill_orphans(pid_t pgid, int64 id);
 extern char *launcher_describe_exit(int wait_status, int *exit_code, int *exit_signal);
@@ -145,10 +148,11 @@ extern char *run_metrics_json(const Run *run, TimestampTz now);
 extern char *text_sanitize(const char *data, Size len);
 
 /* launcher_runs.c */
-extern bool runs_extension_ready(void);
+extern bool runs_extension_ready(Oid *extension);
 extern void runs_recover(void);
 extern List *runs_claim(int slots);
 extern Run *runs_launch(int64 id, MemoryContext parent);
+extern void runs_mark_running(Run *run);
 extern void runs_flush(Run *run, TimestampTz now, bool with_log);
 extern void runs_finish(Run *run);
 extern List *runs_stop_requested(List *running_ids);

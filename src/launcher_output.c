@@ -161,17 +161,6 @@ run_streams_init(Run *run, int out_fd, int err_fd)
 	run->err.line_overlong = false;
 }
 
-/* Close whatever pipe is still open. */
-void
-run_close_streams(Run *run)
-{
-	if (run->out.fd >= 0)
-		close(run->out.fd);
-	if (run->err.fd >= 0)
-		close(run->err.fd);
-	run->out.fd = run->err.fd = -1;
-}
-
 /* Read a non-negative count field of an event; false when absent or not a number. */
 static bool
 event_count(cJSON *event, const char *field, int64 *target)
@@ -380,6 +369,23 @@ run_read_stream(Run *run, RunStream *s)
 			consume_stderr(run, read_buffer, n);
 	}
 	return true;
+}
+
+/*
+ * Close whatever pipe is still open.  A last stdout line without newline
+ * still counts even though EOF was not seen: a process that left the
+ * command's group (setsid) may hold the pipe open after the command exited.
+ */
+void
+run_close_streams(Run *run)
+{
+	if (run->out.fd >= 0 && (run->out.line_len > 0 || run->out.line_overlong))
+		consume_stdout(run, &run->out, "\n", 1);
+	if (run->out.fd >= 0)
+		close(run->out.fd);
+	if (run->err.fd >= 0)
+		close(run->err.fd);
+	run->out.fd = run->err.fd = -1;
 }
 
 /* The last max_lines non-empty lines of stderr (or the last error event), for error_message. */

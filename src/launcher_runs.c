@@ -33,16 +33,18 @@ extern int	PostPortNumber;
 
 /*
  * Whether the extension is installed and its history table can be locked
- * right now.  The conditional lock means DROP EXTENSION never waits for the
- * launcher; we simply try again later.
+ * right now; *extension is its OID (InvalidOid when it is not installed).
+ * The conditional lock means DROP EXTENSION never waits for the launcher;
+ * we simply try again later.
  */
 bool
-runs_extension_ready(void)
+runs_extension_ready(Oid *extension)
 {
 	Oid			nsp;
 	Oid			rel;
 
-	if (!OidIsValid(get_extension_oid("crm_dashboard", true)))
+	*extension = get_extension_oid("crm_dashboard", true);
+	if (!OidIsValid(*extension))
 		return false;
 	nsp = get_namespace_oid("crm_dashboard", true);
 	rel = OidIsValid(nsp) ? get_relname_relid("sync_history", nsp) : InvalidOid;
@@ -252,12 +254,15 @@ fail_launch(int64 id, const char *message)
 	elog(LOG, "crm_dashboard launcher: run " INT64_FORMAT " failed to start: %s", id, message);
 }
 
-/* Mark a run as running (and its "all" parent, if it was still queued). */
-static void
-mark_running(int64 id, pid_t pid)
+/*
+ * Mark a spawned run as running (and its "all" parent, if it was still
+ * queued).  The caller kills the process when this fails.
+ */
+void
+runs_mark_running(Run *run)
 {
 	Oid			types[2] = {INT8OID, INT4OID};
-	Datum		values[2] = {Int64GetDatum(id), Int32GetDatum(pid)};
+	Datum		values[2] = {Int64GetDatum(run->id), Int32GetDatum(run->pid)};
 
 	exec_params("WITH r AS (UPDATE crm_dashboard.sync_history "
 				"  SET status = 'running', start_time = clock_timestamp(), pid = $2, "
@@ -267,9 +272,9 @@ mark_running(int64 id, pid_t pid)
 				2, types, values, NULL, SPI_OK_UPDATE);
 }
 
-/* Allocate the in-memory state of a run just spawned. */
+/* Allocate the in-memory state of a run about to be spawned. */
 static Run *
-new_run(int64 id, int64 parent_id, pid_t pid, int timeout_s, MemoryContext parent)
+new_run(int64 id, int64 parent_id, int timeout_s, MemoryContext parent)
 {
 	MemoryContext cxt = AllocSetContextCreate(parent, "crm_dashboard run", ALLOCSET_SMALL_SIZES);
 	Run		   *run = MemoryContextAllocZero(cxt, sizeof(Run));
@@ -278,7 +283,6 @@ new_run(int64 id, int64 parent_id, pid_t pid, int timeout_s, MemoryContext paren
 	run->cxt = cxt;
 	run->id = id;
 	run->parent_id = parent_id;
-	run->pid = pid;
 	run->state = RUN_RUNNING;
 	run->total = -1;
 	run->timeout_s = timeout_s;
@@ -294,6 +298,8 @@ new_run(int64 id, int64 parent_id, pid_t pid, int timeout_s, MemoryContext paren
 /*
  * Spawn a claimed run from what start_sync recorded in its configuration.
  * Returns the supervised run, or NULL when it could not start (then failed).
+ * Nothing after the fork can fail, so a spawned process is never lost; the
+ * caller then marks the run running (runs_mark_running).
  */
 Run *
 runs_launch(int64 id, MemoryContext parent)
@@ -341,15 +347,18 @@ runs_launch(int64 id, MemoryContext parent)
 		return NULL;
 	}
 
+	run = new_run(id, parent_id, timeout ? atoi(timeout) : 0, parent);
+	run_streams_init(run, -1, -1);
 	pid = launcher_spawn(&req, &out_fd, &err_fd, &error);
 	if (pid < 0)
 	{
+		MemoryContextDelete(run->cxt);
 		fail_launch(id, error);
 		return NULL;
 	}
-	mark_running(id, pid);
-	run = new_run(id, parent_id, pid, timeout ? atoi(timeout) : 0, parent);
-	run_streams_init(run, out_fd, err_fd);
+	run->pid = pid;
+	run->out.fd = out_fd;
+	run->err.fd = err_fd;
 	return run;
 }
 

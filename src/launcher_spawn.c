@@ -240,6 +240,20 @@ launcher_reap(pid_t pid, int *wait_status)
 	return r == pid;
 }
 
+/*
+ * Kill a child's whole process group and wait for the child itself (it
+ * cannot outlive SIGKILL), so that it leaves no zombie behind.
+ */
+void
+launcher_kill_and_reap(pid_t pid)
+{
+	int			status;
+
+	launcher_signal_group(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+}
+
 /* "exited with code 3" / "terminated by signal 9 (Killed)"; sets code or signal. */
 char *
 launcher_describe_exit(int wait_status, int *exit_code, int *exit_signal)

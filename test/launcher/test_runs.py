@@ -68,6 +68,18 @@ def test_binary_output_is_kept_as_text(pg):
     assert "bin?ary ?? café" in log and "error: bad \u00ff" in log
 
 
+def test_line_splitting_edge_cases(pg):
+    pg.fake("hubspot", "edges")
+    run = pg.wait(pg.start("hubspot", "contact"))
+    assert run["records_total"] == 10  # CRLF line parsed
+    assert run["records_updated"] == 2  # line split across reads parsed
+    assert (run["records_processed"], run["records_created"]) == (3, 3)  # unterminated last line parsed
+    assert run["records_failed"] == 0 and run["status"] == "success"  # overlong line not parsed
+    log = pg.log(run["id"])
+    assert "y" * 100000 + "\n" in log and '"failed": 999' in log and "z" * 200000 in log
+    assert "?? cut" in log and '"updated"' not in log
+
+
 def test_options_become_flags_in_fixed_order(pg):
     pg.fake("hubspot", "success")
     opts = {"debug": True, "batch_size": 10, "max_records": 5, "dry_run": True,

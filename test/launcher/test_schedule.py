@@ -53,3 +53,28 @@ def test_schedule_validates_like_start_sync(pg):
             pg.sql("SELECT crm_api.schedule_sync(%s, %s, %s, %s)", args)
         assert e.value.pgcode == code
     assert pg.one("SELECT count(*) FROM crm_api.schedules") == 0
+
+
+def test_pg_cron_recreated_never_confuses_jobs(pg):
+    pg.fake("hubspot", "success")
+    first = pg.one("SELECT crm_api.schedule_sync('hubspot', 'contact', '0 3 * * *')")
+    second = pg.one("SELECT crm_api.schedule_sync('hubspot', 'deal', '0 3 * * *')")
+    assert second == first + 1
+    try:
+        pg.sql("DROP EXTENSION pg_cron")
+        assert pg.one("SELECT count(*) FROM crm_api.schedules") == 0
+        pg.sql("CREATE EXTENSION pg_cron")
+        # job ids start over: another team's job gets the id of our first schedule
+        pg.sql("SELECT setval('cron.jobid_seq', %s, false)", (first,))
+        assert pg.one("SELECT cron.schedule('other-team', '0 4 * * *', 'SELECT 1')") == first
+        assert pg.one("SELECT count(*) FROM crm_api.schedules") == 0
+        # a new schedule gets the id of our second, left-over one
+        again = pg.one("SELECT crm_api.schedule_sync('hubspot', 'deal', '0 5 * * *')")
+        assert again == second
+        assert pg.sql("SELECT id, model, cron FROM crm_api.schedules") == [(second, "deal", "0 5 * * *")]
+        # the left-over schedule is gone; the other team's job is not ours to remove
+        assert pg.one("SELECT crm_api.unschedule_sync(%s)", (first,)) is False
+        assert pg.one("SELECT count(*) FROM cron.job WHERE jobname = 'other-team'") == 1
+    finally:
+        pg.sql("CREATE EXTENSION IF NOT EXISTS pg_cron")
+        pg.sql("SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'other-team'")

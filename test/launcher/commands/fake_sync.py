@@ -68,6 +68,18 @@ def main():
         sys.stdout.flush()
         sys.stderr.buffer.write(b"oops \x00\xc3\n")
         sys.exit(1)
+    elif mode == "edges":
+        out = sys.stdout.buffer
+        out.write(b'{"event": "progress", "total": 10}\r\n')
+        out.write(b'{"event": "progress", "upd')  # a line split across two reads
+        out.flush()
+        time.sleep(0.3)
+        out.write(b'ated": 2}\n')
+        out.write(b"y" * 100000 + b"\n")  # longer than a pipe buffer and the parsed-line limit
+        out.write(b'{"event": "progress", "failed": 999, "pad": "' + b"z" * 200000 + b'"}\n')
+        out.write(b"\xe2\x82 cut\r\n")  # a truncated UTF-8 sequence
+        out.write(b'{"event": "progress", "processed": 3, "created": 3}')  # no final newline
+        out.flush()
     elif mode == "crash":
         emit(event="progress", processed=1, created=0, updated=0, failed=0)
         os.kill(os.getpid(), signal.SIGKILL)
