@@ -36,16 +36,16 @@ export function canOperate() {
 	return !!s && (s.role === 'crm_dashboard_operator' || s.role === 'crm_dashboard_admin');
 }
 
-// Be told when the session ends (logout, expiry, a 401).
+// Be told when the session ends: fn(reason), 'logout' or 'expired' (a 401).
 export function onSignOut(fn) {
 	listeners.add(fn);
 	return () => listeners.delete(fn);
 }
 
-// Forget the session and tell the listeners.
-function endSession() {
+// Forget the session and tell the listeners why.
+function endSession(reason) {
 	sessionStorage.removeItem(KEY);
-	for (const fn of listeners) fn();
+	for (const fn of listeners) fn(reason);
 }
 
 // An ApiError from a failed response (PostgREST's JSON, or the status in words).
@@ -78,7 +78,7 @@ export async function request(method, path, { body, accept, prefer, signal, raw 
 	}
 	if (!res.ok) {
 		const err = await errorFrom(res);
-		if (res.status === 401 && s && !path.startsWith('rpc/login')) endSession();
+		if (res.status === 401 && s && !path.startsWith('rpc/login')) endSession('expired');
 		throw err;
 	}
 	if (raw) return res;
@@ -140,16 +140,17 @@ export async function logout() {
 	} catch {
 		/* the session ends locally whatever the server says */
 	}
-	endSession();
+	endSession('logout');
 }
 
-// Download a POST /api/rpc/<fn> answer as a file (CSV export); returns the file name.
-export async function download(fn, args, accept, fallbackName) {
+// Download a POST /api/rpc/<fn> answer as a file (CSV export); rename(name) may
+// adjust the server's file name.  Returns the name used.
+export async function download(fn, args, accept, fallbackName, rename = (n) => n) {
 	const res = await request('POST', `rpc/${fn}`, { body: args, accept, raw: true });
 	const blob = await res.blob();
 	const disposition = res.headers.get('Content-Disposition') || '';
 	const match = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
-	const name = match ? decodeURIComponent(match[1]) : fallbackName;
+	const name = rename(match ? decodeURIComponent(match[1]) : fallbackName);
 	const url = URL.createObjectURL(blob);
 	const a = document.createElement('a');
 	a.href = url;

@@ -35,10 +35,12 @@ function guard(path) {
 
 live.onState((state) => {
 	liveState.dataset.state = state;
-	liveState.textContent = { live: 'Live', connecting: 'Connecting…', polling: 'Polling every 3 s', off: '' }[state];
-	liveState.title = state === 'polling'
-		? 'The live stream is unavailable; refreshing every 3 seconds instead.'
-		: state === 'live' ? 'Updates arrive as they happen.' : '';
+	liveState.textContent = { live: 'Live', connecting: 'Connecting…', polling: 'Polling every 3 s', offline: 'Server unreachable, retrying', off: '' }[state];
+	liveState.title = {
+		live: 'Updates arrive as they happen.',
+		polling: 'The live stream is unavailable; refreshing every 3 seconds instead.',
+		offline: 'The dashboard server does not answer; figures on this page may be out of date.',
+	}[state] || '';
 });
 
 window.addEventListener('routechange', (e) => {
@@ -53,10 +55,11 @@ window.addEventListener('routechange', (e) => {
 });
 
 document.getElementById('logout').addEventListener('click', () => logout());
-onSignOut(() => {
+onSignOut((reason) => {
 	live.disconnect();
 	paintFrame();
-	if (location.pathname !== '/login') navigate(`/login?next=${encodeURIComponent(location.pathname)}`, { replace: true });
+	const why = reason === 'expired' ? '&expired=1' : '';
+	if (location.pathname !== '/login') navigate(`/login?next=${encodeURIComponent(location.pathname)}${why}`, { replace: true });
 });
 
 await restoreSession();

@@ -22,6 +22,11 @@ export function toDate(value) {
 	return new Date(s);
 }
 
+// A day in the browser's time zone as YYYY-MM-DD (today by default), as date inputs take it.
+export function localDay(d = new Date()) {
+	return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+}
+
 // An ISO time → "12 Nov 2026, 14:03:22" in the browser's locale.
 export function dateTime(iso) {
 	if (!iso) return '—';

@@ -18,7 +18,7 @@ export function onSync(fn) {
 	return () => listeners.delete(fn);
 }
 
-// Subscribe to the connection state: 'live', 'connecting', 'polling' or 'off'.
+// Subscribe to the connection state: 'live', 'connecting', 'polling', 'offline' or 'off'.
 export function onState(fn) {
 	stateListeners.add(fn);
 	fn(state);
@@ -92,7 +92,7 @@ function openStream() {
 
 // Poll every POLL_MS (idempotent).
 function startPolling() {
-	setState('polling');
+	if (state !== 'offline') setState('polling');
 	if (pollTimer) return;
 	poll();
 	pollTimer = setInterval(poll, POLL_MS);
@@ -127,8 +127,11 @@ async function poll() {
 		let done = [];
 		if (finished.length) done = await get('sync_runs', { select: SELECT, id: `in.(${finished.join(',')})` });
 		active = now;
+		if (state === 'offline') setState('polling');
 		for (const r of [...running, ...done]) emit(eventFromRun(r));
 	} catch (e) {
 		if (e.status === 401) disconnect();
+		// Say so when the server is gone rather than claim to be polling it.
+		else if (e.name !== 'AbortError' && state === 'polling') setState('offline');
 	}
 }

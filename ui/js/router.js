@@ -1,5 +1,7 @@
 // History-API routing: paths map to page modules; links navigate without reloading.
 
+import { h } from './dom.js';
+
 const routes = [];
 let current = null;
 let outlet = null;
@@ -83,9 +85,16 @@ async function render() {
 		}
 	}
 	window.dispatchEvent(new CustomEvent('routechange', { detail: { path } }));
-	const mod = load ? await load() : await import('./pages/not-found.js');
-	if (current !== page) return;
-	const el = await mod.render(ctx);
+	let el;
+	try {
+		const mod = load ? await load() : await import('./pages/not-found.js');
+		if (current !== page) return;
+		el = await mod.render(ctx);
+	} catch (err) {
+		// A page's module can fail to arrive (the server went away): say so, in words.
+		console.error(err);
+		el = unavailable();
+	}
 	if (current !== page) return;
 	outlet.replaceChildren(el);
 	const title = outlet.querySelector('h1');
@@ -94,4 +103,11 @@ async function render() {
 		title.focus({ preventScroll: true });
 	}
 	window.scrollTo(0, 0);
+}
+
+// The page shown when a page's code could not be loaded.
+function unavailable() {
+	return h('div', { class: 'page' }, h('h1', { class: 'page-title', tabindex: '-1' }, 'This page could not be opened'),
+		h('div', { class: 'alert alert-error', role: 'alert' },
+			'The server cannot be reached, so the page could not be loaded. Check that PostgreSQL and the dashboard are running, then reload.'));
 }

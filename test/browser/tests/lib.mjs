@@ -34,7 +34,8 @@ export async function newPage(browser, { width = 1440, height = 900 } = {}) {
 	page.on('console', (m) => {
 		if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) page.problems.push(m.text());
 	});
-	page.setDefaultTimeout(15000);
+	// Generous: a CI machine with two busy cores may be slow, never wrong.
+	page.setDefaultTimeout(30000);
 	return page;
 }
 
@@ -60,14 +61,15 @@ export async function shoot(page, name, { fullPage = true } = {}) {
 	const original = page.viewportSize();
 	for (const [w, hgt] of Object.values(WIDTHS)) {
 		await page.setViewportSize({ width: w, height: hgt });
-		await page.waitForTimeout(150);
-		await page.screenshot({ path: join(SHOTS, `${name}-${w}.png`), fullPage });
+		// Two animation frames: the new width has been laid out and painted.
+		await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+		await page.screenshot({ path: join(SHOTS, `${name}-${w}.png`), fullPage, animations: 'disabled' });
 	}
 	await page.setViewportSize(original);
 }
 
 // Poll fn until it returns a truthy value (or throw after timeout ms).
-export async function until(fn, timeout = 20000, interval = 200) {
+export async function until(fn, timeout = 30000, interval = 200) {
 	const end = Date.now() + timeout;
 	let last;
 	while (Date.now() < end) {

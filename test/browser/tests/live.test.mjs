@@ -16,9 +16,9 @@ async function followSqlSync(page, model) {
 	await row.waitFor();
 	await page.evaluate(() => { window.notReloaded = true; });
 	const [[id]] = sql(`SELECT crm_api.start_sync('hubspot', '${model}', '{"max_records": 3000}')`);
-	await until(async () => (await row.locator('[data-status="running"]').count()) === 1, 15000, 100);
-	await until(async () => /synced/.test(await row.locator('td[data-label="Status"]').innerText()), 15000, 100);
-	await until(async () => (await row.locator('[data-status="success"]').count()) === 1, 30000);
+	await until(async () => (await row.locator('[data-status="running"]').count()) === 1, 30000, 100);
+	await until(async () => /synced/.test(await row.locator('td[data-label="Status"]').innerText()), 30000, 100);
+	await until(async () => (await row.locator('[data-status="success"]').count()) === 1, 60000);
 	assert.equal(await page.evaluate(() => window.notReloaded), true, 'the page was not reloaded');
 	const [[status]] = sql(`SELECT status FROM crm_dashboard.sync_history WHERE id = ${id}`);
 	assert.equal(status, 'success');

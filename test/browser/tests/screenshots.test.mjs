@@ -71,18 +71,62 @@ test('every page at phone, tablet and desktop widths', async () => {
 	assert.deepEqual(page.problems, []);
 });
 
-test('keyboard: the sync modal keeps focus inside and closes with Escape', async () => {
+test('keyboard: the sync modal works without a mouse, keeps focus inside and closes with Escape', async () => {
 	await page.goto(`${BASE}/crm/hubspot`);
 	const opener = page.getByRole('button', { name: 'Sync deal' });
 	await opener.focus();
 	await page.keyboard.press('Enter');
 	const dialog = page.getByRole('dialog');
 	await dialog.waitFor();
+	const preview = dialog.locator('#command-preview');
+	await until(async () => /deal/.test(await preview.innerText()));
+	// Focus starts on the first option; Space ticks it and the command follows.
+	assert.equal(await page.evaluate(() => document.activeElement.id), 'opt-full');
+	await page.keyboard.press('Space');
+	await until(async () => /--full/.test(await preview.innerText()));
+	// Tab to the batch size, type a value out of range: the message sits beside the field.
+	while (await page.evaluate(() => document.activeElement.id) !== 'opt-batch_size') await page.keyboard.press('Tab');
+	await page.keyboard.type('100001');
+	const err = dialog.locator('#err-batch_size');
+	await until(async () => /out of range: 100001/.test(await err.innerText()));
+	assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-invalid')), 'true');
+	assert.match(await page.evaluate(() => document.activeElement.getAttribute('aria-describedby')), /err-batch_size/);
 	for (let i = 0; i < 25; i++) {
 		await page.keyboard.press('Tab');
 		assert.ok(await dialog.evaluate((d) => d.contains(document.activeElement)), `focus stayed in the dialog after ${i + 1} tabs`);
 	}
+	const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+	assert.notEqual(outline, 'none', 'the focused control shows a focus ring');
 	await page.keyboard.press('Escape');
 	await dialog.waitFor({ state: 'detached' });
 	assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), 'Sync deal');
+});
+
+test('keyboard: sort headers, the column chooser and the pager answer Enter, Space and Escape', async () => {
+	await page.goto(`${BASE}/crm/hubspot/deal`);
+	const rows = page.locator('.data-table tbody tr');
+	await rows.first().waitFor();
+	const chooser = page.locator('details.dropdown');
+	await chooser.locator('summary').focus();
+	await page.keyboard.press('Space');
+	await until(async () => chooser.evaluate((d) => d.open));
+	await page.keyboard.press('Tab');
+	assert.ok(await chooser.evaluate((d) => d.contains(document.activeElement)), 'Tab goes into the open chooser');
+	await page.keyboard.press('Escape');
+	await until(async () => !(await chooser.evaluate((d) => d.open)));
+	assert.equal(await page.evaluate(() => document.activeElement.tagName), 'SUMMARY');
+
+	const header = page.locator('.data-table th').nth(1);
+	await header.getByRole('button').focus();
+	await page.keyboard.press('Enter');
+	await until(async () => (await page.locator('.data-table th').nth(1).getAttribute('aria-sort')) === 'ascending');
+	assert.equal(await page.evaluate(() => document.activeElement.closest('th')?.getAttribute('aria-sort')), 'ascending', 'focus stays on the header');
+	await page.keyboard.press('Space');
+	await until(async () => (await page.locator('.data-table th').nth(1).getAttribute('aria-sort')) === 'descending');
+	const info = page.locator('.data-card .page-info');
+	await page.getByRole('button', { name: 'Next →' }).focus();
+	await page.keyboard.press('Enter');
+	await until(async () => /^Page 2/.test(await info.innerText()));
+	assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Next →', 'focus stays on the pager');
+	assert.deepEqual(page.problems, []);
 });

@@ -2,7 +2,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, launch, newPage } from './lib.mjs';
+import { BASE, launch, newPage, until } from './lib.mjs';
 
 let browser;
 let page;
@@ -76,4 +76,61 @@ test('values: NULL, booleans, timestamps, long text and JSON are readable', asyn
 	});
 	assert.deepEqual(got.slice(0, 5), ['NULL', 'true', '2026-11-25 12:05:02+00:00', '{"a":1}', 'Expand']);
 	assert.equal(got[5], JSON.stringify({ long: 'y'.repeat(100) }, null, 2));
+});
+
+test('the pager says "page X of Y" consistently with the next link and the estimate', async () => {
+	const got = await page.evaluate(async () => {
+		const t = await import('/ui/js/components/data-table.js');
+		return [
+		t.pageText(1, true, 1000, 25, 25),
+		t.pageText(1, true, 5, 25, 25),
+		t.pageText(3, false, 1000, 7, 25),
+		t.pageText(1, false, 1000, 1, 25),
+		t.pageText(2, true, null, 25, 25),
+		];
+	});
+	assert.deepEqual(got, [
+		'Page 1 of ≈ 40 · ≈ 1,000 rows',
+		'Page 1 of ≈ 2 · ≈ 26 rows',
+		'Page 3 of 3 · 57 rows',
+		'Page 1 of 1 · 1 row',
+		'Page 2',
+	]);
+});
+
+test('relative times are <time> elements with the exact time on hover', async () => {
+	const got = await page.evaluate(async () => {
+		const { ago } = await import('/ui/js/components/ago.js');
+		const never = ago(null);
+		const el = ago(new Date(Date.now() - 3 * 3600e3).toISOString());
+		return { never: never.textContent, tag: el.tagName, text: el.textContent, title: el.title, iso: el.dateTime };
+	});
+	assert.equal(got.never, 'never');
+	assert.equal(got.tag, 'TIME');
+	assert.match(got.text, /3 hr\. ago/);
+	assert.match(got.title, /\d{4}/);
+	assert.match(got.iso, /^\d{4}-\d\d-\d\dT/);
+});
+
+test('CSV exports are named after the model, the search and the day', async () => {
+	const got = await page.evaluate(async () => {
+		const t = await import('/ui/js/components/data-table.js');
+		return [t.exportName('hubspot_contact.csv', '', '2026-11-25'), t.exportName('hubspot_contact.csv', " O'Brien & co ", '2026-11-25')];
+	});
+	assert.deepEqual(got, ['hubspot_contact_2026-11-25.csv', 'hubspot_contact_o-brien-co_2026-11-25.csv']);
+});
+
+test('relative times on the page move on as time passes', async () => {
+	const p = await newPage(browser);
+	await p.clock.install();
+	await p.goto(`${BASE}/login`);
+	await p.evaluate(async () => {
+		const { ago } = await import('/ui/js/components/ago.js');
+		document.body.append(ago(new Date(Date.now() - 10000).toISOString()));
+	});
+	const el = p.locator('time[data-ago]');
+	assert.equal(await el.innerText(), 'just now');
+	await p.clock.fastForward(5 * 60 * 1000);
+	await until(async () => /^5 min\. ago$/.test(await el.innerText()));
+	await p.context().close();
 });

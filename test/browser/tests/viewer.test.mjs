@@ -27,7 +27,7 @@ test('a viewer finds no Sync or Stop buttons, even while a sync runs', async () 
 	await page.goto(`${BASE}/crm/genius`);
 	await page.getByRole('heading', { level: 1, name: 'Genius' }).waitFor();
 	const row = page.locator('tr[data-model="appointment"]');
-	await until(async () => (await row.locator('[data-status="running"], [data-status="queued"]').count()) === 1, 20000);
+	await until(async () => (await row.locator('[data-status="running"], [data-status="queued"]').count()) === 1, 30000);
 	assert.equal(await page.getByRole('button', { name: /^(Sync|Stop)\b/ }).count(), 0);
 	assert.equal(await page.getByRole('button', { name: /Sync all/ }).count(), 0);
 	await row.getByRole('link', { name: 'View appointment' }).waitFor();
@@ -72,7 +72,8 @@ test('markup in the data is shown as text and never runs', async () => {
 	await reason.getByRole('button', { name: 'Expand' }).click();
 	assert.match(await reason.innerText(), /didn't validate <script>alert\(1\)<\/script>/);
 	assert.equal(await reason.getByRole('button', { name: 'Collapse' }).getAttribute('aria-expanded'), 'true');
-	await page.waitForTimeout(300);
+	// Any image the payload smuggled in would have been requested by now.
+	await page.waitForLoadState('networkidle');
 	assert.deepEqual(page.dialogs, []);
 	assert.deepEqual(page.problems, []);
 });

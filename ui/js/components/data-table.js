@@ -95,12 +95,15 @@ export function dataTable({ crm, model, query, signal }) {
 		} else {
 			const head = h('tr', {}, cols.map((c) => headerCell(c)));
 			const body = rows.map((row) => h('tr', {}, cols.map((c) => h('td', { dataset: { col: c.name } }, renderValue(row[c.name], c.type)))));
+			// A header sorted from the keyboard is rebuilt: give focus back to its twin.
+			const focused = tableWrap.contains(document.activeElement) ? document.activeElement.closest('th') : null;
 			replace(tableWrap, h('table', { class: 'table data-table' }, h('thead', {}, head), h('tbody', {}, body)));
+			const twin = focused && [...tableWrap.querySelectorAll('th')].find((th) => th.dataset.col === focused.dataset.col);
+			if (twin) twin.querySelector('button').focus({ preventScroll: true });
 		}
 		const n = state.cursors.length;
 		const total = page.estimated_total;
-		const pages = total !== null && total !== undefined && total >= 0 ? Math.max(1, Math.ceil(total / state.perPage)) : null;
-		pageInfo.textContent = pages ? `Page ${n} of ≈ ${fmt.int(Math.max(pages, n))} · ≈ ${fmt.int(total)} rows` : `Page ${n}`;
+		pageInfo.textContent = pageText(n, !!page.next, total, rows.length, state.perPage);
 		enable(prevBtn, n > 1);
 		enable(nextBtn, !!page.next);
 	}
@@ -120,25 +123,39 @@ export function dataTable({ crm, model, query, signal }) {
 			state.descending = active ? !descending : false;
 			restart();
 		});
-		return h('th', { scope: 'col', 'aria-sort': dir, title: c.type }, btn);
+		return h('th', { scope: 'col', 'aria-sort': dir, title: c.type, dataset: { col: c.name } }, btn);
 	}
 
-	// The column chooser: one checkbox per column.
+	// The column chooser: one checkbox per column (the last one shown cannot be
+	// unticked), and a way back to every column.
 	function paintChooser() {
-		const shown = visibleColumns().length;
-		chooserSummary.textContent = `Columns (${shown}/${state.columns.length})`;
-		if (chooserList.childElementCount === state.columns.length) return;
-		replace(chooserList, state.columns.map((c) => {
-			const id = `col-${c.name}`;
-			const box = h('input', { type: 'checkbox', id, checked: !state.hidden.has(c.name) });
-			box.addEventListener('change', () => {
-				if (box.checked) state.hidden.delete(c.name);
-				else state.hidden.add(c.name);
+		const shown = visibleColumns();
+		chooserSummary.textContent = `Columns (${shown.length}/${state.columns.length})`;
+		if (chooserList.childElementCount !== state.columns.length + 1) {
+			const showAll = h('button', { type: 'button', class: 'btn-link small' }, 'Show all columns');
+			showAll.addEventListener('click', () => {
+				state.hidden.clear();
 				saveHidden(crm, model, state.hidden);
+				for (const box of chooserList.querySelectorAll('input')) box.checked = true;
 				paint();
 			});
-			return h('div', { class: 'check' }, box, h('label', { for: id }, c.name, h('span', { class: 'muted small' }, ` ${c.type}`)));
-		}));
+			replace(chooserList, showAll, state.columns.map((c) => {
+				const id = `col-${c.name}`;
+				const box = h('input', { type: 'checkbox', id, checked: !state.hidden.has(c.name), dataset: { col: c.name } });
+				box.addEventListener('change', () => {
+					if (box.checked) state.hidden.delete(c.name);
+					else state.hidden.add(c.name);
+					saveHidden(crm, model, state.hidden);
+					paint();
+				});
+				return h('div', { class: 'check' }, box, h('label', { for: id }, c.name, h('span', { class: 'muted small' }, ` ${c.type}`)));
+			}));
+		}
+		const only = shown.length === 1 ? shown[0].name : null;
+		for (const box of chooserList.querySelectorAll('input')) {
+			box.checked = shown.some((c) => c.name === box.dataset.col);
+			box.disabled = box.dataset.col === only;
+		}
 	}
 
 	// Back to the first page (after a new search, sort or page size).
@@ -174,7 +191,7 @@ export function dataTable({ crm, model, query, signal }) {
 		try {
 			const name = await download('export_rows', {
 				crm, model, search: state.search || null, sort: state.sort, descending: state.descending,
-			}, 'text/csv', `${crm}_${model}.csv`);
+			}, 'text/csv', `${crm}_${model}.csv`, (n) => exportName(n, state.search));
 			exportMsg.textContent = `Downloaded ${name}`;
 		} catch (err) {
 			exportMsg.textContent = `Export failed: ${err.message}`;
@@ -194,6 +211,27 @@ export function dataTable({ crm, model, query, signal }) {
 
 	load();
 	return { el: root, reload: load };
+}
+
+// "Page 3 of ≈ 40 · ≈ 1,000 rows" from the planner's estimate, kept consistent with
+// what is known for sure: a next page means at least one more, none means this is the last.
+export function pageText(n, hasNext, total, shown, perPage) {
+	if (!hasNext) {
+		const rows = (n - 1) * perPage + shown;
+		return n === 1 ? `Page 1 of 1 · ${fmt.int(rows)} ${rows === 1 ? 'row' : 'rows'}` : `Page ${n} of ${n} · ${fmt.int(rows)} rows`;
+	}
+	if (total === null || total === undefined || total < 0) return `Page ${n}`;
+	const pages = Math.max(n + 1, Math.ceil(total / perPage));
+	const rows = Math.max(total, n * perPage + 1);
+	return `Page ${n} of ≈ ${fmt.int(pages)} · ≈ ${fmt.int(rows)} rows`;
+}
+
+// The export's file name says what it holds: the search (if any) and the day,
+// so that several exports of one model do not overwrite each other.
+export function exportName(serverName, search, day = fmt.localDay()) {
+	const base = serverName.replace(/\.csv$/i, '');
+	const term = (search || '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 30);
+	return `${base}${term ? `_${term}` : ''}_${day}.csv`;
 }
 
 // Mark a pager button usable or not.

@@ -8,7 +8,7 @@ const FOCUSABLE = 'a[href], button:not([disabled]), input:not([disabled]), selec
 export function openModal({ title, wide = false, onClose } = {}) {
 	const opener = document.activeElement;
 	const heading = h('h2', { class: 'modal-title', id: `modal-title-${Date.now()}` }, title);
-	const closeBtn = h('button', { type: 'button', class: 'btn btn-ghost btn-icon', 'aria-label': 'Close' }, '✕');
+	const closeBtn = h('button', { type: 'button', class: 'btn btn-ghost btn-icon', 'aria-label': 'Close dialog' }, '✕');
 	const body = h('div', { class: 'modal-body' });
 	const footer = h('div', { class: 'modal-footer' });
 	const dialog = h('dialog', { class: ['modal', wide && 'modal-wide'], 'aria-labelledby': heading.id },

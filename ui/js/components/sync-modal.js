@@ -1,7 +1,7 @@
 // The sync modal: every option, the exact command live, then the run's live progress.
 
 import { rpc, get, canOperate } from '../api.js';
-import { h, replace, debounce, errorBox } from '../dom.js';
+import { h, replace, debounce, throttle, errorBox } from '../dom.js';
 import * as fmt from '../format.js';
 import { onSync } from '../live.js';
 import { openModal } from './modal.js';
@@ -60,7 +60,7 @@ function showForm(m, { crm, model }, cleanups) {
 			errors[key]);
 	});
 	fields.since = h('input', {
-		type: 'date', id: 'opt-since', name: 'since', max: new Date().toISOString().slice(0, 10),
+		type: 'date', id: 'opt-since', name: 'since', max: fmt.localDay(),
 		'aria-describedby': 'help-since err-since',
 	});
 	errors.since = h('p', { class: 'field-error', id: 'err-since', 'aria-live': 'polite' });
@@ -198,6 +198,17 @@ function norm(r) {
 	};
 }
 
+// The newer of two readings of one run.  The polled status and the stream race
+// each other, so a slower answer may carry older figures: counters only move
+// forward and a finished run never looks active again.
+function merge(prev, next) {
+	if (!prev) return next;
+	const stale = isActive(next.status)
+		&& (!isActive(prev.status) || next.processed < prev.processed);
+	if (stale) return prev;
+	return { ...next, rps: next.rps ?? prev.rps };
+}
+
 // The live progress of run id: counters, rate, ETA, log tail and Stop.
 function showProgress(m, id, cleanups) {
 	const st = {};
@@ -264,7 +275,7 @@ function showProgress(m, id, cleanups) {
 	async function pollOnce() {
 		try {
 			const [s, text] = await Promise.all([rpc('sync_status', { id }), rpc('sync_log', { id })]);
-			run = { ...norm(s), rps: norm(s).rps ?? run?.rps ?? null };
+			run = merge(run, norm(s));
 			const lines = (text || '').split('\n').filter((l) => l !== '');
 			const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
 			log.textContent = lines.length ? lines.slice(-15).join('\n') : '(no output yet)';
@@ -279,10 +290,19 @@ function showProgress(m, id, cleanups) {
 	const timer = setInterval(pollOnce, 2000);
 	const tick = setInterval(paint, 1000);
 	cleanups.push(() => clearInterval(timer), () => clearInterval(tick));
+	const refreshChildren = throttle(async () => {
+		try {
+			paintChildren(await childRuns(id));
+		} catch (err) {
+			replace(errorSlot, errorBox(err, 'Could not read the model runs'));
+		}
+	}, 1000);
+	cleanups.push(refreshChildren.cancel);
 	cleanups.push(onSync((e) => {
+		if (e.parent_id === id) refreshChildren();
 		if (e.id !== id) return;
 		const wasActive = run && isActive(run.status);
-		run = { ...(run || {}), ...norm(e), error: run?.error ?? null };
+		run = merge(run, { ...norm(e), error: run?.error ?? null });
 		paint();
 		if (wasActive && !isActive(run.status)) pollOnce();
 	}));

@@ -5,6 +5,7 @@ import { h, replace, loading, empty, errorBox, throttle, pageTitle, keepFocus } 
 import { setQuery } from '../router.js';
 import * as fmt from '../format.js';
 import { onSync } from '../live.js';
+import { ago } from '../components/ago.js';
 import { badge, isActive } from '../components/status.js';
 import { openSyncModal } from '../components/sync-modal.js';
 
@@ -55,8 +56,7 @@ export function render(ctx) {
 		document.title = `${source.display_name} · CRM Dashboard`;
 		icon.textContent = source.icon;
 		replace(headBadge, badge(source.health));
-		subtitle.textContent = `${fmt.int(source.model_count)} models · ≈ ${fmt.compact(source.estimated_records)} records · last sync ${fmt.relative(source.last_sync_at)}`;
-		subtitle.title = source.last_sync_at ? fmt.dateTime(source.last_sync_at) : '';
+		replace(subtitle, `${fmt.int(source.model_count)} models · ≈ ${fmt.compact(source.estimated_records)} records · last sync `, ago(source.last_sync_at));
 		const q = search.value.trim().toLowerCase();
 		setQuery({ q: search.value.trim() });
 		const shown = models.filter((m) => !q || m.model.toLowerCase().includes(q) || m.table_name.toLowerCase().includes(q));
@@ -99,7 +99,7 @@ export function render(ctx) {
 		return h('tr', { dataset: { model: m.model } },
 			h('td', { 'data-label': 'Model' }, h('a', { href, class: 'strong' }, m.model), h('div', { class: 'muted small mono' }, m.table_name)),
 			h('td', { 'data-label': 'Status' }, badge(status), progress),
-			h('td', { 'data-label': 'Last sync', title: started ? fmt.dateTime(started) : 'Never synced' }, started ? fmt.relative(started) : 'never'),
+			h('td', { 'data-label': 'Last sync' }, ago(started)),
 			h('td', { 'data-label': 'Records', class: 'num', title: m.estimated_rows >= 0 ? `${fmt.int(m.estimated_rows)} (estimated)` : 'unknown' }, `≈ ${fmt.compact(m.estimated_rows)}`),
 			h('td', { 'data-label': 'Duration' }, active ? 'running…' : fmt.duration(m.last_duration_seconds)),
 			h('td', { 'data-label': 'Actions' }, h('div', { class: 'actions' }, actions)));
@@ -127,7 +127,10 @@ export function render(ctx) {
 	ctx.onCleanup(reload.cancel);
 	ctx.onCleanup(onSync((e) => {
 		if (e.crm !== crm) return;
-		if (e.model && e.model !== 'all') live.set(e.model, e);
+		// The stream and the polling fallback may cross: never step a run's count back.
+		const seen = live.get(e.model);
+		const stale = seen && seen.id === e.id && isActive(e.status) && (!isActive(seen.status) || e.processed < seen.processed);
+		if (e.model && e.model !== 'all' && !stale) live.set(e.model, e);
 		if (models) paint();
 		reload();
 	}));

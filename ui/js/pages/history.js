@@ -5,6 +5,7 @@ import { h, replace, loading, empty, errorBox, throttle, pageTitle, keepFocus } 
 import { setQuery } from '../router.js';
 import * as fmt from '../format.js';
 import { onSync } from '../live.js';
+import { ago } from '../components/ago.js';
 import { badge, statusLabel, RUN_STATUSES } from '../components/status.js';
 
 const PER_PAGE = 25;
@@ -21,12 +22,13 @@ export function render(ctx) {
 	const statusSel = h('select', { id: 'f-status' }, h('option', { value: '' }, 'Any status'),
 		RUN_STATUSES.map((s) => h('option', { value: s, selected: q.get('status') === s }, statusLabel(s))));
 	const from = h('input', { type: 'date', id: 'f-from', value: q.get('from') || '' });
-	const to = h('input', { type: 'date', id: 'f-to', value: q.get('to') || '' });
+	const to = h('input', { type: 'date', id: 'f-to', value: q.get('to') || '', 'aria-describedby': 'err-to' });
+	const toError = h('p', { class: 'field-error', id: 'err-to', 'aria-live': 'polite' });
 	const clearBtn = h('button', { type: 'button', class: 'btn btn-ghost' }, 'Clear filters');
 	const body = h('div', {}, loading('Loading runs…'));
 	const pager = h('div', { class: 'pager' });
 	const errorSlot = h('div', { 'aria-live': 'polite' });
-	const field = (id, label, input) => h('div', { class: 'field' }, h('label', { for: id }, label), input);
+	const field = (id, label, input, extra) => h('div', { class: 'field' }, h('label', { for: id }, label), input, extra);
 
 	// Fill the CRM and model filters.
 	async function loadFilters() {
@@ -63,6 +65,16 @@ export function render(ctx) {
 		const mine = ++seq;
 		const f = filters();
 		setQuery({ ...f, page: page > 1 ? page : '' });
+		// ISO dates compare as text; an empty range would only say "no runs".
+		const backwards = f.from && f.to && f.to < f.from;
+		toError.textContent = backwards ? 'The end date is before the start date.' : '';
+		if (backwards) to.setAttribute('aria-invalid', 'true');
+		else to.removeAttribute('aria-invalid');
+		if (backwards) {
+			replace(body, empty('Pick an end date on or after the start date.'));
+			pager.replaceChildren();
+			return;
+		}
 		const params = { select: SELECT, order: 'start_time.desc,id.desc', limit: PER_PAGE, offset: (page - 1) * PER_PAGE };
 		if (f.crm) params.crm = `eq.${f.crm}`;
 		if (f.model) params.model = `eq.${f.model}`;
@@ -116,7 +128,7 @@ export function render(ctx) {
 			h('td', { 'data-label': 'CRM · model' }, h('span', {}, h('a', { href: `/crm/${encodeURIComponent(r.crm)}` }, r.crm), ' · ',
 				r.model === 'all' ? 'all models' : h('a', { href: `/crm/${encodeURIComponent(r.crm)}/${encodeURIComponent(r.model)}` }, r.model))),
 			h('td', { 'data-label': 'Status' }, badge(r.status)),
-			h('td', { 'data-label': 'Started', title: fmt.dateTime(r.start_time) }, fmt.relative(r.start_time)),
+			h('td', { 'data-label': 'Started' }, ago(r.start_time)),
 			h('td', { 'data-label': 'Duration' }, fmt.duration(dur)),
 			h('td', { 'data-label': 'Processed', class: 'num' }, r.records_total ? `${fmt.int(r.records_processed)} / ${fmt.int(r.records_total)}` : fmt.int(r.records_processed)),
 			h('td', { 'data-label': 'Created', class: 'num opt' }, fmt.int(r.records_created)),
@@ -146,6 +158,6 @@ export function render(ctx) {
 		h('div', { class: 'page-head' }, h('div', {}, pageTitle('Sync history'), h('p', { class: 'muted subtitle' }, 'Every run, newest first. Pick one for its configuration, metrics and log.'))),
 		h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter runs', onsubmit: (e) => e.preventDefault() },
 			field('f-crm', 'CRM', crmSel), field('f-model', 'Model', modelSel), field('f-status', 'Status', statusSel),
-			field('f-from', 'From', from), field('f-to', 'To', to), h('div', { class: 'field field-end' }, clearBtn)),
+			field('f-from', 'From', from), field('f-to', 'To', to, toError), h('div', { class: 'field field-end' }, clearBtn)),
 		errorSlot, body, pager);
 }

@@ -8,7 +8,8 @@ import * as live from '../live.js';
 export function render(ctx) {
 	const user = h('input', { id: 'username', name: 'username', autocomplete: 'username', required: true, autocapitalize: 'off', spellcheck: 'false' });
 	const pass = h('input', { id: 'password', name: 'password', type: 'password', autocomplete: 'current-password', required: true });
-	const msg = h('div', { 'aria-live': 'assertive' });
+	const msg = h('div', { 'aria-live': 'assertive' },
+		ctx.query.get('expired') ? h('div', { class: 'alert alert-info' }, 'Your session has ended (it expired or the server was reconfigured). Sign in again to continue.') : null);
 	const btn = h('button', { type: 'submit', class: 'btn btn-primary btn-block' }, 'Sign in');
 	const form = h('form', { class: 'login-form', novalidate: true },
 		h('div', { class: 'field' }, h('label', { for: 'username' }, 'Username'), user),

@@ -4,6 +4,7 @@ import { rpc, canOperate } from '../api.js';
 import { h, replace, loading, empty, errorBox, throttle, pageTitle, keepFocus } from '../dom.js';
 import * as fmt from '../format.js';
 import { onSync } from '../live.js';
+import { ago } from '../components/ago.js';
 import { badge, isActive } from '../components/status.js';
 import { openSyncModal } from '../components/sync-modal.js';
 import { openTextModal } from '../components/modal.js';
@@ -57,12 +58,12 @@ export function render(ctx) {
 			h('div', { class: 'card-head' }, h('h2', { id: 'summary-title' }, 'Summary'), badge(r ? r.status : null)),
 			h('dl', { class: 'summary-grid' },
 				h('div', {}, h('dt', {}, 'Records'), records),
-				h('div', {}, h('dt', {}, 'Last sync'), h('dd', { title: r ? fmt.dateTime(r.start_time) : 'Never synced' }, r ? fmt.relative(r.start_time) : 'never')),
+				h('div', {}, h('dt', {}, 'Last sync'), h('dd', {}, ago(r && r.start_time))),
 				h('div', {}, h('dt', {}, 'Duration'), h('dd', {}, active ? `${fmt.duration(dur)} so far` : fmt.duration(dur))),
 				h('div', {}, h('dt', {}, 'Created'), h('dd', {}, r ? fmt.int(r.records_created) : '—')),
 				h('div', {}, h('dt', {}, 'Updated'), h('dd', {}, r ? fmt.int(r.records_updated) : '—')),
 				h('div', {}, h('dt', {}, 'Failed'), h('dd', { class: r && r.records_failed > 0 ? 'text-danger' : '' }, r ? fmt.int(r.records_failed) : '—')),
-				h('div', {}, h('dt', {}, 'Last success'), h('dd', { title: detail.last_success_at ? fmt.dateTime(detail.last_success_at) : '' }, fmt.relative(detail.last_success_at))),
+				h('div', {}, h('dt', {}, 'Last success'), h('dd', {}, ago(detail.last_success_at))),
 				h('div', {}, h('dt', {}, 'Table'), h('dd', { class: 'mono small' }, detail.table_name))),
 			r && r.error_message ? h('div', { class: 'alert alert-error' }, r.error_message) : null);
 		paintActions(r, active);
@@ -97,8 +98,9 @@ export function render(ctx) {
 		const errs = detail.errors || [];
 		replace(errorsCard,
 			h('div', { class: 'card-head' }, h('h2', { id: 'errors-title' }, 'Recent errors'), h('span', { class: 'muted small' }, errs.length ? `${errs.length} shown` : '')),
-			errs.length ? h('ul', { class: 'error-list' }, errs.map((e) => h('li', {},
-				h('div', { class: 'error-meta' }, badge(e.status), h('span', { class: 'muted small', title: fmt.dateTime(e.time) }, fmt.relative(e.time)),
+			// The list scrolls within the card, so keyboard users must be able to reach it.
+			errs.length ? h('ul', { class: 'error-list', tabindex: '0', 'aria-labelledby': 'errors-title' }, errs.map((e) => h('li', {},
+				h('div', { class: 'error-meta' }, badge(e.status), h('span', { class: 'muted small' }, ago(e.time)),
 					h('a', { href: `/history/${e.run_id}`, class: 'small' }, `Run #${e.run_id}`),
 					h('button', { type: 'button', class: 'btn-link small', onclick: () => openTextModal(`Log of run #${e.run_id}`, () => rpc('sync_log', { id: e.run_id })) }, 'Full log')),
 				h('p', { class: 'error-message' }, e.message))))

@@ -5,6 +5,7 @@ import { setQuery } from '../router.js';
 import { h, replace, loading, empty, errorBox, throttle, pageTitle, keepFocus } from '../dom.js';
 import * as fmt from '../format.js';
 import { onSync } from '../live.js';
+import { ago } from '../components/ago.js';
 import { badge } from '../components/status.js';
 
 // Render the overview; it reloads itself whenever a run changes.
@@ -14,7 +15,9 @@ export function render(ctx) {
 	const search = h('input', { type: 'search', id: 'crm-search', placeholder: 'Search CRMs…', value: ctx.query.get('q') || '', autocomplete: 'off' });
 	const refreshBtn = h('button', { type: 'button', class: 'btn' }, '⟳ Refresh all');
 	const summary = h('p', { class: 'muted subtitle' });
-	const runningSlot = h('div', { 'aria-live': 'polite' });
+	const runningSlot = h('div');
+	// Only the number of running syncs is announced, not every percentage.
+	const announce = h('p', { class: 'sr-only', 'aria-live': 'polite' });
 	const grid = h('div', { class: 'crm-grid' }, loading('Loading CRMs…'));
 	const errorSlot = h('div');
 
@@ -43,6 +46,8 @@ export function render(ctx) {
 		const models = sources.reduce((a, s) => a + Number(s.model_count || 0), 0);
 		const records = sources.reduce((a, s) => a + Math.max(0, Number(s.estimated_records || 0)), 0);
 		summary.textContent = `${sources.length} CRMs · ${fmt.int(models)} models · ≈ ${fmt.compact(records)} records`;
+		const count = running.length ? `${running.length} ${running.length === 1 ? 'sync' : 'syncs'} in progress` : 'No sync is running';
+		if (announce.textContent !== count && (running.length || announce.textContent)) announce.textContent = count;
 		replace(runningSlot, running.length ? h('section', { class: 'running-strip', 'aria-label': 'Running syncs' },
 			h('span', { class: 'running-title' }, badge('running'), ` ${running.length} ${running.length === 1 ? 'sync' : 'syncs'} in progress`),
 			h('ul', { class: 'chips' }, running.map((r) => h('li', {},
@@ -66,7 +71,7 @@ export function render(ctx) {
 			h('dl', { class: 'crm-stats' },
 				h('div', {}, h('dt', {}, 'Models'), h('dd', {}, fmt.int(s.model_count))),
 				h('div', {}, h('dt', {}, 'Records'), h('dd', { title: fmt.int(s.estimated_records) }, `≈ ${fmt.compact(s.estimated_records)}`)),
-				h('div', {}, h('dt', {}, 'Last sync'), h('dd', { title: s.last_sync_at ? fmt.dateTime(s.last_sync_at) : 'Never synced' }, fmt.relative(s.last_sync_at)))),
+				h('div', {}, h('dt', {}, 'Last sync'), h('dd', {}, ago(s.last_sync_at)))),
 			s.running_count > 0 ? h('p', { class: 'crm-running' }, h('span', { class: 'pulse-dot', 'aria-hidden': 'true' }),
 				`${s.running_count} ${s.running_count === 1 ? 'sync' : 'syncs'} running now`) : null);
 	}
@@ -76,8 +81,6 @@ export function render(ctx) {
 	const reload = throttle(load, 1000);
 	ctx.onCleanup(reload.cancel);
 	ctx.onCleanup(onSync(reload));
-	const clock = setInterval(() => sources && paint(), 30000);
-	ctx.onCleanup(() => clearInterval(clock));
 	load();
 
 	return h('div', { class: 'page' },
@@ -85,5 +88,5 @@ export function render(ctx) {
 			h('div', {}, pageTitle('CRM overview'), summary),
 			h('div', { class: 'page-actions' }, h('a', { class: 'btn btn-ghost', href: '/history' }, 'All syncs →'), refreshBtn)),
 		h('div', { class: 'toolbar' }, h('label', { for: 'crm-search', class: 'sr-only' }, 'Search CRMs'), search),
-		errorSlot, runningSlot, grid);
+		errorSlot, announce, runningSlot, grid);
 }

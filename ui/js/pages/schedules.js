@@ -2,9 +2,9 @@
 
 import { get, rpc, canOperate } from '../api.js';
 import { h, replace, loading, empty, errorBox, pageTitle } from '../dom.js';
-import * as fmt from '../format.js';
 import { optionOfError } from '../components/sync-modal.js';
 import { renderValue } from '../components/value.js';
+import { ago } from '../components/ago.js';
 
 const EXAMPLES = [['*/15 * * * *', 'every 15 min'], ['0 3 * * *', 'daily at 03:00']];
 
@@ -58,8 +58,8 @@ export function render(ctx) {
 				h('td', { 'data-label': 'Cron' }, h('code', {}, s.cron)),
 				h('td', { 'data-label': 'Options' }, renderValue(s.options && Object.keys(s.options).length ? s.options : null)),
 				h('td', { 'data-label': 'Active' }, s.active ? 'yes' : 'no'),
-				h('td', { 'data-label': 'Last run', title: s.last_run_at ? fmt.dateTime(s.last_run_at) : '' },
-					s.last_run_at ? [fmt.relative(s.last_run_at), ' ', h('span', { class: 'muted small' }, s.last_run_status || '')] : h('span', { class: 'muted' }, 'not yet')),
+				h('td', { 'data-label': 'Last run' },
+					s.last_run_at ? [ago(s.last_run_at), ' ', h('span', { class: 'muted small' }, s.last_run_status || '')] : h('span', { class: 'muted' }, 'not yet')),
 				operate ? h('td', { 'data-label': 'Actions' }, removeButton(s)) : null))))));
 	}
 
