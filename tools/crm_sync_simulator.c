@@ -1064,6 +1064,25 @@ append_columns(PGconn *conn, const Target *t, ColumnFilter filter, const char *i
 }
 
 /*
+ * Append "INSERT INTO t (written columns, sync stamps) VALUES ($1.., now()..)",
+ * the part the upsert and the full refresh's insert share.
+ */
+static void
+append_insert_values(PGconn *conn, const Target *t, char **sql, size_t *len)
+{
+	int			n;
+
+	append(sql, len, "INSERT INTO %s (", t->qualified);
+	n = append_columns(conn, t, is_written, "%s", sql, len);
+	append(sql, len, "%s%s) VALUES (", t->has_sync_created ? ", sync_created_at" : "",
+		   t->has_sync_updated ? ", sync_updated_at" : "");
+	for (int i = 1; i <= n; i++)
+		append(sql, len, "%s$%d", i > 1 ? ", " : "", i);
+	append(sql, len, "%s%s)", t->has_sync_created ? ", now()" : "",
+		   t->has_sync_updated ? ", now()" : "");
+}
+
+/*
  * Build the upsert.  Only columns that hold state are overwritten on conflict:
  * a re-synced record keeps its identity (names, creation dates) while its
  * status and modification stamps move on.  RETURNING (xmax = 0) tells an
@@ -1078,14 +1097,8 @@ build_upsert(PGconn *conn, const Target *t)
 
 	if (t->partitioned)
 		append_prior_check(conn, t, &sql, &len);
-	append(&sql, &len, "INSERT INTO %s (", t->qualified);
-	n = append_columns(conn, t, is_written, "%s", &sql, &len);
-	append(&sql, &len, "%s%s) VALUES (", t->has_sync_created ? ", sync_created_at" : "",
-		   t->has_sync_updated ? ", sync_updated_at" : "");
-	for (int i = 1; i <= n; i++)
-		append(&sql, &len, "%s$%d", i > 1 ? ", " : "", i);
-	append(&sql, &len, "%s%s) ON CONFLICT (", t->has_sync_created ? ", now()" : "",
-		   t->has_sync_updated ? ", now()" : "");
+	append_insert_values(conn, t, &sql, &len);
+	append(&sql, &len, " ON CONFLICT (");
 	append_columns(conn, t, is_key, "%s", &sql, &len);
 	append(&sql, &len, ") DO UPDATE SET ");
 	n = append_columns(conn, t, is_mutable, "%s = excluded.%s", &sql, &len);
@@ -1107,16 +1120,9 @@ build_insert(PGconn *conn, const Target *t)
 {
 	char	   *sql = NULL;
 	size_t		len = 0;
-	int			n;
 
-	append(&sql, &len, "INSERT INTO %s (", t->qualified);
-	n = append_columns(conn, t, is_written, "%s", &sql, &len);
-	append(&sql, &len, "%s%s) VALUES (", t->has_sync_created ? ", sync_created_at" : "",
-		   t->has_sync_updated ? ", sync_updated_at" : "");
-	for (int i = 1; i <= n; i++)
-		append(&sql, &len, "%s$%d", i > 1 ? ", " : "", i);
-	append(&sql, &len, "%s%s) RETURNING true", t->has_sync_created ? ", now()" : "",
-		   t->has_sync_updated ? ", now()" : "");
+	append_insert_values(conn, t, &sql, &len);
+	append(&sql, &len, " RETURNING true");
 	return sql;
 }
 

@@ -68,6 +68,19 @@ class Demo:
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def read_until_progress(proc, deadline=15):
+    """Read stdout lines until the first progress event; return the lines read."""
+    lines = []
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        line = proc.stdout.readline()
+        assert line, "simulator ended before any progress"
+        lines.append(line)
+        if line.startswith("{") and json.loads(line)["event"] == "progress":
+            return lines
+    raise AssertionError("no progress")
+
+
 def events(stdout):
     """The JSON events among the output lines (other lines are log text)."""
     out = []

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import events
+from conftest import events, read_until_progress
 
 SHEET = ["--crm", "gsheet", "--model", "marketing_spend"]
 # The whole content, order-independent: equal digests mean an untouched snapshot.
@@ -44,19 +44,6 @@ def fresh_snapshot(demo, rows=60):
     digest = snapshot(demo)
     assert digest[0] == rows
     return digest
-
-
-def read_until_progress(proc, deadline=15):
-    """Read stdout until the first progress event (the refresh is then mid-way); return the lines."""
-    lines = []
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        line = proc.stdout.readline()
-        assert line, "simulator ended before any progress"
-        lines.append(line)
-        if line.startswith('{"event":"progress"'):
-            return lines
-    raise AssertionError("no progress")
 
 
 def test_refresh_replaces_the_sheet_with_the_snapshot(demo):

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import events
+from conftest import events, read_until_progress
 
 
 def summary_of(evs):
@@ -164,19 +164,6 @@ def test_pacing(demo):
     rc, _, err, evs = demo.run("--crm", "arrivy", "--model", "task", "--max-records", "300", "--rate", "200")
     assert rc == 0, err
     assert summary_of(evs)["duration_seconds"] >= 1.2  # 300 records at 200/s
-
-
-def read_until_progress(proc, deadline=15):
-    """Read stdout lines until the first progress event; return the lines read."""
-    lines = []
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        line = proc.stdout.readline()
-        assert line, "simulator ended before any progress"
-        lines.append(line)
-        if line.startswith("{") and json.loads(line)["event"] == "progress":
-            return lines
-    raise AssertionError("no progress")
 
 
 def test_sigterm_rolls_back_and_exits_143(demo):
