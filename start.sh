@@ -97,6 +97,14 @@ EOF
 umask 077
 printf 'admin %s\nviewer %s\n' "$admin_pw" "$viewer_pw" >"$STATE/credentials"
 
+# Something to watch live at first sight: every HubSpot model, one after another
+# (the simulator takes a minute or two).  Skipped if one is already running.
+live_run=$(psql_as -d "$DB" -Atc "SELECT crm_api.start_sync('hubspot', 'all')" 2>/dev/null || true)
+live_line=""
+[ -n "$live_run" ] && live_line="  Live now:  a sync of all HubSpot models (run $live_run) is running; watch it in the UI or with LISTEN
+
+"
+
 url="http://127.0.0.1:$HTTP_PORT/"
 for _ in $(seq 1 50); do curl -fs -o /dev/null "$url" && break; sleep 0.2; done
 curl -fs -o /dev/null "$url" || echo "warning: the web UI does not answer yet at $url; see $STATE/server.log"
@@ -110,7 +118,7 @@ crm_dashboard is running.
                    or   viewer / $viewer_pw  (read only)
              (also kept in $STATE/credentials)
 
-  psql:      sudo -u postgres psql -h $STATE -p $PGPORT -d $DB
+${live_line}  psql:      sudo -u postgres psql -h $STATE -p $PGPORT -d $DB
 
   Try:       SELECT * FROM crm_api.crm_sources;
              SELECT model, estimated_rows, last_status, health FROM crm_api.crm_models WHERE crm = 'hubspot';
