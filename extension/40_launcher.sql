@@ -133,6 +133,20 @@ RETURN crm_dashboard.command_preview(crm, model, options);
 COMMENT ON FUNCTION crm_api.command_preview(text, text, jsonb) IS
     'The exact argument vector start_sync would run (for ''all'': the CRM-wide template, {model} unreplaced).';
 
+-- Private: the one error for a run id that does not exist.
+CREATE FUNCTION crm_dashboard.unknown_run(id bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'sync run % does not exist', id
+        USING ERRCODE = 'undefined_object',
+              HINT = 'Recent runs are listed in crm_api.sync_runs.';
+END
+$$;
+COMMENT ON FUNCTION crm_dashboard.unknown_run(bigint) IS 'Private: raise the error for an unknown run id.';
+REVOKE ALL ON FUNCTION crm_dashboard.unknown_run(bigint) FROM PUBLIC;
+
 CREATE FUNCTION crm_api.sync_status(id bigint) RETURNS json
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -141,9 +155,7 @@ DECLARE
     result json := crm_dashboard.run_json(id);
 BEGIN
     IF result IS NULL THEN
-        RAISE EXCEPTION 'sync run % does not exist', id
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'Recent runs are listed in crm_api.sync_runs.';
+        PERFORM crm_dashboard.unknown_run(id);
     END IF;
     RETURN result;
 END
@@ -159,9 +171,7 @@ DECLARE
 BEGIN
     SELECT h.log INTO result FROM crm_dashboard.sync_history h WHERE h.id = sync_log.id;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'sync run % does not exist', id
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'Recent runs are listed in crm_api.sync_runs.';
+        PERFORM crm_dashboard.unknown_run(id);
     END IF;
     RETURN result;
 END
@@ -179,9 +189,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM crm_dashboard.sync_history h WHERE h.id = stop_sync.id) THEN
-        RAISE EXCEPTION 'sync run % does not exist', id
-            USING ERRCODE = 'undefined_object',
-                  HINT = 'Recent runs are listed in crm_api.sync_runs.';
+        PERFORM crm_dashboard.unknown_run(id);
     END IF;
     UPDATE crm_dashboard.sync_history h
        SET stop_requested = true,
