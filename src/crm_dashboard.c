@@ -21,5 +21,6 @@ _PG_init(void)
 	DiscoveryInit();
 	LauncherInit();
 	HttpInit();
+	LoginThrottleInit();
 	MarkGUCPrefixReserved("crm_dashboard");
 }

@@ -31,6 +31,11 @@ extern void crm_models_as_arrays(List *models, Datum *arrays);
 extern const char *const crm_models_unnest;
 extern const char *const crm_searchable_type_condition;
 
+/* login_throttle.c */
+extern void LoginThrottleInit(void);
+extern void login_throttle_check(const char *username);
+extern void login_throttle_record(const char *username, bool success);
+
 /* srf.c */
 extern void crm_materialize_query(FunctionCallInfo fcinfo, const char *sql, int nargs,
 								  Oid *argtypes, Datum *values, const char *nulls);

@@ -21,6 +21,7 @@
 #include "utils/json.h"
 #include "utils/memutils.h"
 
+#include "crm_dashboard.h"
 #include "http.h"
 #include "jwt.h"
 
@@ -154,10 +155,13 @@ crm_dashboard_login(PG_FUNCTION_ARGS)
 				 errmsg("crm_dashboard.jwt_secret is not set"),
 				 errhint("Set crm_dashboard.jwt_secret_file (or jwt_secret) to at least 32 random characters and reload.")));
 	check_password_length(password);
+	login_throttle_check(username);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	found = lookup_user(username, &secret, &role);
 	ok = scram_verify_plain_password(username, password, found ? secret : dummy_secret());
+	/* counted outside the transaction, which a failed login rolls back */
+	login_throttle_record(username, found && ok);
 	if (!found || !ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PASSWORD),
