@@ -15,7 +15,7 @@ REGRESS      = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --inputdir=. --load-extension=plpgsql
 
 PG_CONFIG ?= pg_config
-# Warnings are errors; test/install-dev relaxes this so one contributor's
+# Warnings are errors; test/install-dev relaxes this so one developer's
 # warning does not block everyone else's build.
 WERROR ?= -Werror
 PG_CPPFLAGS = -std=c11 -D_GNU_SOURCE -DEXTVERSION=\"$(EXTVERSION)\" -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers $(WERROR)
