@@ -177,7 +177,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION crm_api.sync_log(bigint) IS
-    'The kept output of a run (the last crm_dashboard.log_limit bytes; refreshed every 2 s while running).';
+    'The kept output of a run (the last crm_dashboard.log_limit bytes; refreshed while running: every 2 s, up to every 10 s when it is large).';
 
 -- Stopping: a queued run is cancelled at once, a running one is stopped by
 -- the launcher (SIGTERM, then SIGKILL after crm_dashboard.stop_grace).  For

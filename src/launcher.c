@@ -557,11 +557,20 @@ launch_queued(TimestampTz now)
 	}
 }
 
-/* How long kept output may wait for the table: briefly for a run's first output, then longer. */
+/*
+ * How long kept output may wait for the table: briefly for a run's first
+ * output, then every heartbeat while it is small.  The whole kept log is
+ * rewritten each time, so a large one is written less often (up to every
+ * 10 s) to bound the write volume of a chatty command.
+ */
 static long
 log_flush_interval(const Run *run)
 {
-	return run->log_flushed_at == run->started_at ? LAUNCHER_FLUSH_MS : LAUNCHER_HEARTBEAT_MS;
+	Size		blocks = run->log.len / (64 * 1024);
+
+	if (run->log_flushed_at == run->started_at)
+		return LAUNCHER_FLUSH_MS;
+	return Min(LAUNCHER_HEARTBEAT_MS * (long) Max(blocks, 1), 10 * 1000L);
 }
 
 /* Push coalesced counters (every LAUNCHER_FLUSH_MS at most) and heartbeats. */
