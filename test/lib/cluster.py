@@ -33,7 +33,8 @@ class Cluster:
         self.settings = dict(settings or {})
 
     # -- lifecycle -----------------------------------------------------------
-    def init(self):
+    def prepare_dir(self):
+        """An empty directory for the cluster, owned by postgres (stops a leftover server)."""
         if os.path.exists(self.dir):
             self.stop("immediate", check=False)
             shutil.rmtree(self.dir)
@@ -41,6 +42,10 @@ class Cluster:
         if os.geteuid() == 0:
             shutil.chown(os.path.dirname(self.dir), "postgres")
             shutil.chown(self.dir, "postgres", "postgres")
+        return self
+
+    def init(self):
+        self.prepare_dir()
         self._run([os.path.join(BINDIR, "initdb"), "-D", self.datadir, "-A", "trust",
                    "-U", "postgres", "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"])
         conf = {
