@@ -34,6 +34,7 @@
 #include "utils/rel.h"
 
 #include "announce.h"
+#include "crm_dashboard.h"
 
 #define ANNOUNCE_SLOTS 1024
 #define ANNOUNCE_MAX_SUBSCRIBERS 64
@@ -57,8 +58,6 @@ typedef struct PendingEvent
 } PendingEvent;
 
 static AnnounceShared *announce_shared = NULL;
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 static List *pending = NIL;		/* in TopTransactionContext */
 static bool callbacks_registered = false;
 static int	my_subscriber_slot = -1;
@@ -66,45 +65,25 @@ static int	my_subscriber_slot = -1;
 PG_FUNCTION_INFO_V1(announce_sync_change);
 PG_FUNCTION_INFO_V1(announce_recent);
 
-/* Ask for the ring and its lock (PG15: only in shmem_request_hook). */
+#define ANNOUNCE_AREA "crm_dashboard announce"
+
+/* Initialise the zeroed ring. */
 static void
-announce_shmem_request(void)
+announce_shmem_init(void *area)
 {
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(AnnounceShared)));
-	RequestNamedLWLockTranche("crm_dashboard_announce", 1);
+	AnnounceShared *shared = area;
+
+	shared->lock = &(GetNamedLWLockTranche(ANNOUNCE_AREA))->lock;
+	for (int i = 0; i < ANNOUNCE_MAX_SUBSCRIBERS; i++)
+		shared->subscriber_procno[i] = -1;
 }
 
-/* Create or attach the ring. */
-static void
-announce_shmem_startup(void)
-{
-	bool		found;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	announce_shared = ShmemInitStruct("crm_dashboard announce", sizeof(AnnounceShared), &found);
-	if (!found)
-	{
-		announce_shared->lock = &(GetNamedLWLockTranche("crm_dashboard_announce"))->lock;
-		announce_shared->last_seq = 0;
-		for (int i = 0; i < ANNOUNCE_MAX_SUBSCRIBERS; i++)
-			announce_shared->subscriber_procno[i] = -1;
-		memset(announce_shared->slot_seq, 0, sizeof(announce_shared->slot_seq));
-	}
-	LWLockRelease(AddinShmemInitLock);
-}
-
-/* Chain the shared-memory hooks of the ring (called while preloading). */
+/* Register the ring and its lock (called while preloading). */
 void
 AnnounceInit(void)
 {
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = announce_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = announce_shmem_startup;
+	crm_shmem_register(ANNOUNCE_AREA, sizeof(AnnounceShared), 1,
+					   (void **) &announce_shared, announce_shmem_init);
 }
 
 /* Whether the ring exists (the library was preloaded). */

@@ -115,16 +115,17 @@ crm_models(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* The exact row count of a model's table. */
-static int64
-exact_row_count(const CrmModel *m)
+/* The exact row count of a model's table (a full count, only when asked). */
+int64
+crm_exact_row_count(const CrmModel *m)
 {
+	char	   *sql = psprintf("SELECT pg_catalog.count(*) FROM %s", crm_qualified_table(m));
 	int64		count;
 	bool		isnull;
 
 	SPI_connect();
-	if (SPI_execute(psprintf("SELECT count(*) FROM %s", crm_qualified_table(m)), true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "crm_dashboard: could not count rows of %s", crm_qualified_table(m));
+	if (SPI_execute(sql, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "crm_dashboard: could not count the rows of %s", crm_qualified_table(m));
 	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 	return count;
@@ -195,7 +196,7 @@ crm_model_detail(PG_FUNCTION_ARGS)
 	values[1] = CStringGetTextDatum(m->model);
 	values[2] = CStringGetTextDatum(crm_qualified_table(m));
 	values[3] = Float8GetDatum(m->reltuples);
-	values[4] = exact ? Int64GetDatum(exact_row_count(m)) : (Datum) 0;
+	values[4] = exact ? Int64GetDatum(crm_exact_row_count(m)) : (Datum) 0;
 	values[5] = ObjectIdGetDatum(m->relid);
 
 	sql = psprintf(model_detail_query, updated_column_query);

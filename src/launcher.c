@@ -35,6 +35,7 @@
 #include "utils/timestamp.h"
 
 #include "announce.h"
+#include "crm_dashboard.h"
 #include "launcher.h"
 
 char	   *crm_launcher_database = NULL;
@@ -53,8 +54,6 @@ typedef struct LauncherShared
 } LauncherShared;
 
 static LauncherShared *launcher_shared = NULL;
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 /* Supervised runs, in launcher_context. */
 static List *runs = NIL;
@@ -71,33 +70,15 @@ extern volatile sig_atomic_t launcher_child_exited;
 static bool wake_registered = false;
 static bool wake_pending = false;
 
-/* Ask for the launcher's shared memory (PG15: only in shmem_request_hook). */
+/* Initialise the zeroed shared state: no launcher yet. */
 static void
-launcher_shmem_request(void)
+launcher_shmem_init(void *area)
 {
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(LauncherShared)));
-}
+	LauncherShared *shared = area;
 
-/* Create or attach the launcher's shared state. */
-static void
-launcher_shmem_startup(void)
-{
-	bool		found;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	launcher_shared = ShmemInitStruct("crm_dashboard launcher", sizeof(LauncherShared), &found);
-	if (!found)
-	{
-		SpinLockInit(&launcher_shared->mutex);
-		launcher_shared->pid = 0;
-		launcher_shared->procno = -1;
-		launcher_shared->database = InvalidOid;
-	}
-	LWLockRelease(AddinShmemInitLock);
+	SpinLockInit(&shared->mutex);
+	shared->procno = -1;
+	shared->database = InvalidOid;
 }
 
 /* Define the launcher's settings; when preloaded, its memory and worker. */
@@ -140,10 +121,8 @@ LauncherInit(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = launcher_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = launcher_shmem_startup;
+	crm_shmem_register("crm_dashboard launcher", sizeof(LauncherShared), 0,
+					   (void **) &launcher_shared, launcher_shmem_init);
 	AnnounceInit();
 
 	memset(&worker, 0, sizeof(worker));

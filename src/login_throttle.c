@@ -17,9 +17,6 @@
 
 #include "common/hashfn.h"
 #include "miscadmin.h"
-#include "storage/ipc.h"
-#include "storage/lwlock.h"
-#include "storage/shmem.h"
 #include "storage/spin.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
@@ -47,34 +44,12 @@ typedef struct ThrottleShared
 static ThrottleShared *throttle = NULL;
 static int	login_max_failures = 5;
 static int	login_lockout = 30;
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
-/* Ask for the slots (PG15: only in shmem_request_hook). */
+/* Initialise the zeroed slots. */
 static void
-throttle_shmem_request(void)
+throttle_shmem_init(void *area)
 {
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(MAXALIGN(sizeof(ThrottleShared)));
-}
-
-/* Create or attach the slots. */
-static void
-throttle_shmem_startup(void)
-{
-	bool		found;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	throttle = ShmemInitStruct("crm_dashboard login throttle", sizeof(ThrottleShared), &found);
-	if (!found)
-	{
-		memset(throttle, 0, sizeof(ThrottleShared));
-		SpinLockInit(&throttle->mutex);
-	}
-	LWLockRelease(AddinShmemInitLock);
+	SpinLockInit(&((ThrottleShared *) area)->mutex);
 }
 
 /* Define the settings; with preloading, also the shared memory. */
@@ -93,10 +68,8 @@ LoginThrottleInit(void)
 							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	if (!process_shared_preload_libraries_in_progress)
 		return;
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = throttle_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = throttle_shmem_startup;
+	crm_shmem_register("crm_dashboard login throttle", sizeof(ThrottleShared), 0,
+					   (void **) &throttle, throttle_shmem_init);
 }
 
 /*

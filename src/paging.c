@@ -362,14 +362,6 @@ Datum
 count_rows(PG_FUNCTION_ARGS)
 {
 	CrmModel   *m = crm_resolve_model(arg_cstring(fcinfo, 0), arg_cstring(fcinfo, 1));
-	char	   *sql = psprintf("SELECT pg_catalog.count(*) FROM %s", crm_qualified_table(m));
-	bool		isnull;
-	int64		count;
 
-	SPI_connect();
-	if (SPI_execute(sql, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "crm_dashboard: could not count the rows of %s", sql);
-	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
-	PG_RETURN_INT64(count);
+	PG_RETURN_INT64(crm_exact_row_count(m));
 }
