@@ -11,6 +11,12 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
+# Installing packages and the extension needs root: become it with sudo when
+# there is one (a bare root machine has none, and needs none).
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null 2>&1 || { echo "start.sh: run it as root (there is no sudo here)" >&2; exit 1; }
+	exec sudo -E "$0" "$@"
+fi
 PGPORT=${PGPORT:-54320}
 HTTP_PORT=${HTTP_PORT:-8787}
 DB=crm
@@ -25,20 +31,21 @@ DATA=$STATE/data
 reset=false
 [ "${1:-}" = "--reset" ] && reset=true
 
-as_postgres() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_postgres() { runuser -u postgres -- "$@"; }
 step() { printf '\n==> %s\n' "$*"; }
 
 step "Installing packages (Debian)"
 scripts/install-deps
 
-step "Building and installing the extension"
+step "Building and installing the extension and the demo's sync simulator"
 make -s
-if [ "$(id -u)" -eq 0 ]; then make -s install; else sudo make -s install; fi
+make -s install
+make -s -C demo
 BINDIR=$(pg_config --bindir)
 
 step "Preparing the cluster in $DATA"
 mkdir -p "$STATE"
-[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$STATE"
+chown postgres:postgres "$STATE"
 if [ ! -f "$DATA/PG_VERSION" ]; then
 	as_postgres "$BINDIR/initdb" -D "$DATA" -U postgres -A peer --auth-local=peer --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
 	secret=$(head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 48)
@@ -68,16 +75,17 @@ psql_as() { as_postgres env PGHOST="$PGHOST" PGPORT="$PGPORT" "$BINDIR/psql" -X 
 
 # The demo database is rebuilt when asked, or when the extension's install
 # script or the demo changed since it was built (same version, new objects).
-stamp=$(cat "$(pg_config --sharedir)/extension/crm_dashboard--"*.sql demo/*.sql demo/load.sh | md5sum | cut -d' ' -f1)
+stamp=$(cat "$(pg_config --sharedir)/extension/crm_dashboard--"*.sql demo/*.sql demo/load.sh demo/crm_sync_simulator.c | md5sum | cut -d' ' -f1)
 if [ "$(cat "$STATE/demo.stamp" 2>/dev/null)" != "$stamp" ]; then reset=true; fi
 if $reset; then psql_as -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"; fi
 if [ -z "$(psql_as -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = '$DB'")" ]; then
 	step "Creating database $DB with the demo CRM warehouse (about ten seconds)"
 	psql_as -d postgres -c "CREATE DATABASE $DB"
 	psql_as -d "$DB" -c "CREATE EXTENSION crm_dashboard; CREATE EXTENSION pg_cron;"
-	# The demo files are read by psql running as postgres: give it its own copy.
+	# The demo files (and the simulator the launcher runs) are read by the
+	# postgres user: give it its own copy.
 	rm -rf "$STATE/demo" && cp -r demo "$STATE/demo"
-	if [ "$(id -u)" -eq 0 ]; then chown -R postgres "$STATE/demo"; fi
+	chown -R postgres "$STATE/demo"
 	as_postgres env PGHOST="$PGHOST" PGPORT="$PGPORT" PGDATABASE="$DB" "$STATE/demo/load.sh" "$DB"
 	echo "$stamp" >"$STATE/demo.stamp"
 fi
@@ -105,6 +113,9 @@ live_line=""
 
 "
 
+# Hints in the form that works for whoever ran this: through sudo, or as root.
+if [ -n "${SUDO_USER:-}" ]; then as_pg_hint="sudo -u postgres"; else as_pg_hint="runuser -u postgres --"; fi
+
 url="http://127.0.0.1:$HTTP_PORT/"
 for _ in $(seq 1 50); do curl -fs -o /dev/null "$url" && break; sleep 0.2; done
 curl -fs -o /dev/null "$url" || echo "warning: the web UI does not answer yet at $url; see $STATE/server.log"
@@ -118,12 +129,12 @@ crm_dashboard is running.
                    or   viewer / $viewer_pw  (read only)
              (also kept in $STATE/credentials)
 
-${live_line}  psql:      sudo -u postgres psql -h $STATE -p $PGPORT -d $DB
+${live_line}  psql:      $as_pg_hint psql -h $STATE -p $PGPORT -d $DB
 
   Try:       SELECT * FROM crm_api.crm_sources;
              SELECT model, estimated_rows, last_status, health FROM crm_api.crm_models WHERE crm = 'hubspot';
              SELECT crm_api.model_rows('hubspot', 'contact', per_page => 5, search => 'smith', sort => 'lastname');
              SELECT crm_api.start_sync('hubspot', 'contact', '{"full": true}');   -- then: LISTEN crm_dashboard_sync;
 
-  Stop:      sudo -u postgres $BINDIR/pg_ctl -D $DATA stop
+  Stop:      $as_pg_hint $BINDIR/pg_ctl -D $DATA stop
 EOF

@@ -1,6 +1,6 @@
 -- Register the CRM sync simulator as the sync command of all ten demo CRMs.
 --
--- Run with psql -v bindir=$(pg_config --bindir).  The simulator stands in
+-- Run with psql -v simulator=/path/to/crm_sync_simulator (demo/load.sh does).  The simulator stands in
 -- for the ingestion app's "python manage.py sync_<crm>_<model>" commands: it
 -- upserts plausible rows into ingestion.<crm>_<model> at a realistic pace and
 -- prints JSON-lines progress; a sheet without row ids (gsheet marketing_spend)
@@ -10,7 +10,7 @@
 
 INSERT INTO crm_dashboard.sync_command AS c (crm, model, argv, working_directory, environment, timeout)
 SELECT s.name, NULL,
-       ARRAY[:'bindir' || '/crm_sync_simulator', '--crm', '{crm}', '--model', '{model}'],
+       ARRAY[:'simulator', '--crm', '{crm}', '--model', '{model}'],
        '/tmp',
        CASE s.name
            WHEN 'five9' THEN '{"CRM_SIM_FAULT": "rate-limit"}'

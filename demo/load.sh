@@ -4,6 +4,8 @@
 # command registry exists) the CRM sync simulator registered for every CRM.
 #
 # Usage: demo/load.sh DBNAME      (connection from PGHOST / PGPORT / PGUSER)
+# The simulator registered as every CRM's command is $CRM_SYNC_SIMULATOR,
+# else demo/crm_sync_simulator beside this script (make -C demo builds it).
 # Idempotent: the schema is dropped and recreated, the history replaced.
 set -euo pipefail
 
@@ -14,6 +16,7 @@ fi
 db=$1
 here=$(cd "$(dirname "$0")" && pwd)
 bindir=$(pg_config --bindir)
+simulator=${CRM_SYNC_SIMULATOR:-$here/crm_sync_simulator}
 
 run_psql() {
 	"$bindir/psql" -X -q -v ON_ERROR_STOP=1 -d "$db" "$@"
@@ -29,7 +32,8 @@ run_psql -o /dev/null -f "$here/history.sql"
 
 has_registry=$(run_psql -At -c "SELECT to_regclass('crm_dashboard.sync_command') IS NOT NULL")
 if [ "$has_registry" = t ]; then
-	run_psql -o /dev/null -v bindir="$bindir" -f "$here/commands.sql"
+	[ -x "$simulator" ] || echo "warning: $simulator is not an executable; build it with make -C demo" >&2
+	run_psql -o /dev/null -v simulator="$simulator" -f "$here/commands.sql"
 else
 	echo "note: crm_dashboard.sync_command does not exist; sync commands not registered" >&2
 fi

@@ -1,6 +1,7 @@
--- Launching syncs without the preloaded launcher: the command registry and
--- its permissions, the argv a request would run, every validation error of
--- start_sync, and the clear errors when the launcher or pg_cron is missing.
+-- Launching syncs: the command registry and its permissions, the argv a
+-- request would run, every validation error of start_sync, runs going
+-- through the preloaded launcher (test/regress.conf), and the clear errors
+-- when pg_cron is missing.
 SET client_min_messages = warning;
 CREATE SCHEMA IF NOT EXISTS ingestion;
 RESET client_min_messages;
@@ -83,15 +84,38 @@ SELECT crm_api.start_sync('salesrabbit', 'lead', '"full"');
 -- a CRM without a registered command
 SELECT crm_api.start_sync('arrivy', 'task');
 SELECT crm_api.command_preview('arrivy', 'all');
--- everything valid, but the library is not preloaded here
-SELECT crm_api.start_sync('salesrabbit', 'lead', '{"full": true}');
-SELECT crm_api.start_sync('salesrabbit', 'all');
-SELECT count(*) AS queued_runs FROM crm_dashboard.sync_history WHERE crm_source = 'salesrabbit';
 -- viewers may not start syncs
 SET ROLE launcher_test_viewer;
 SELECT crm_api.start_sync('salesrabbit', 'lead');
 RESET ROLE;
 \set VERBOSITY terse
+
+-- Runs through the launcher: queued, launched, finished with their exit status.
+CREATE FUNCTION pg_temp.wait_for(run bigint) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    s text;
+BEGIN
+    FOR i IN 1..400 LOOP
+        SELECT status INTO s FROM crm_dashboard.sync_history WHERE id = run;
+        EXIT WHEN s NOT IN ('queued', 'running');
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+    RETURN s;
+END
+$$;
+UPDATE crm_dashboard.sync_command SET argv = '{/bin/true}' WHERE crm = 'salesrabbit' AND model IS NULL;
+INSERT INTO crm_dashboard.sync_command (crm, model, argv) VALUES ('salesrabbit', 'area', '{/bin/false}');
+SELECT crm_api.start_sync('salesrabbit', 'lead', '{"full": true}') AS lead_run \gset
+SELECT crm_api.start_sync('salesrabbit', 'lead');
+SELECT pg_temp.wait_for(:lead_run) AS status;
+SELECT status, exit_code, error_message, requested_via, configuration -> 'argv' AS argv
+  FROM crm_dashboard.sync_history WHERE id = :lead_run;
+SELECT crm_api.start_sync('salesrabbit', 'all') AS all_run \gset
+SELECT pg_temp.wait_for(:all_run) AS status;
+SELECT sync_type, status, exit_code, error_message FROM crm_dashboard.sync_history
+ WHERE id = :all_run OR parent_id = :all_run ORDER BY id;
+DELETE FROM crm_dashboard.sync_command WHERE model = 'area';
+DELETE FROM crm_dashboard.sync_history WHERE crm_source = 'salesrabbit';
 
 -- Status, log and stop of runs that do not exist; a finished run stays as it is.
 SELECT crm_api.sync_status(-1);
@@ -107,8 +131,8 @@ INSERT INTO crm_dashboard.sync_history (crm_source, sync_type, status, requested
     VALUES ('salesrabbit', 'lead', 'queued', 'external');
 SELECT crm_api.start_sync('salesrabbit', 'lead');
 DELETE FROM crm_dashboard.sync_history WHERE id IN (900001, 900002);
--- changes are announced with NOTIFY only: the shared-memory ring needs preloading
-SELECT count(*) AS ring_events FROM crm_dashboard.recent_announcements(0);
+-- changes are announced in the shared-memory ring (and with NOTIFY)
+SELECT count(*) > 0 AS ring_has_events FROM crm_dashboard.recent_announcements(0);
 
 -- Schedules need pg_cron; the view answers without it.
 SELECT crm_api.schedule_sync('salesrabbit', 'lead', '*/5 * * * *');
@@ -118,7 +142,7 @@ SET ROLE launcher_test_viewer;
 SELECT count(*) FROM crm_api.schedules;
 RESET ROLE;
 
--- Settings exist even without preloading.
+-- The launcher's settings.
 SELECT name, setting, unit, context FROM pg_settings
 WHERE name IN ('crm_dashboard.database_name', 'crm_dashboard.max_running_syncs',
                'crm_dashboard.stop_grace', 'crm_dashboard.log_limit', 'crm_dashboard.sync_user')

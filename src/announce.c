@@ -62,8 +62,8 @@ static List *pending = NIL;		/* in TopTransactionContext */
 static bool callbacks_registered = false;
 static int	my_subscriber_slot = -1;
 
-PG_FUNCTION_INFO_V1(announce_sync_change);
-PG_FUNCTION_INFO_V1(announce_recent);
+PG_FUNCTION_INFO_V1(crm_dashboard_announce_sync_change);
+PG_FUNCTION_INFO_V1(crm_dashboard_recent_announcements);
 
 #define ANNOUNCE_AREA "crm_dashboard announce"
 
@@ -341,7 +341,7 @@ row_payload(HeapTuple tuple, TupleDesc desc)
  * row unless nothing the payload shows changed (heartbeat or log updates).
  */
 Datum
-announce_sync_change(PG_FUNCTION_ARGS)
+crm_dashboard_announce_sync_change(PG_FUNCTION_ARGS)
 {
 	TriggerData *trigdata = (TriggerData *) fcinfo->context;
 	TupleDesc	desc;
@@ -371,7 +371,7 @@ announce_sync_change(PG_FUNCTION_ARGS)
  * no rows without preloading).
  */
 Datum
-announce_recent(PG_FUNCTION_ARGS)
+crm_dashboard_recent_announcements(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int64		after = PG_GETARG_INT64(0);

@@ -34,17 +34,17 @@ extern const char *const crm_searchable_type_condition;
 /* history.c */
 extern int64 crm_exact_row_count(const CrmModel *m);
 
-/* login_throttle.c */
+/* auth_throttle.c */
 extern void LoginThrottleInit(void);
 extern void login_throttle_check(const char *username);
 extern void login_throttle_record(const char *username, bool success);
 
-/* shmem.c */
+/* util_shmem.c */
 typedef void (*CrmShmemInit) (void *area);
 extern void crm_shmem_register(const char *name, Size size, int locks, void **pointer,
 							   CrmShmemInit init);
 
-/* srf.c */
+/* util_srf.c */
 extern void crm_materialize_query(FunctionCallInfo fcinfo, const char *sql, int nargs,
 								  Oid *argtypes, Datum *values, const char *nulls);
 

@@ -281,9 +281,9 @@ const char *const crm_searchable_type_condition = "t.typcategory = 'S'";
  * model_columns(crm, model): the columns of one model, or of every model when
  * both are NULL.
  */
-PG_FUNCTION_INFO_V1(crm_model_columns);
+PG_FUNCTION_INFO_V1(crm_dashboard_model_columns);
 Datum
-crm_model_columns(PG_FUNCTION_ARGS)
+crm_dashboard_model_columns(PG_FUNCTION_ARGS)
 {
 	char	   *crm = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *model = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));

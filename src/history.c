@@ -96,18 +96,18 @@ materialize_over_models(FunctionCallInfo fcinfo, const char *query, List *models
 }
 
 /* crm_sources(): one row per visible CRM with its models' health. */
-PG_FUNCTION_INFO_V1(crm_sources);
+PG_FUNCTION_INFO_V1(crm_dashboard_crm_sources);
 Datum
-crm_sources(PG_FUNCTION_ARGS)
+crm_dashboard_crm_sources(PG_FUNCTION_ARGS)
 {
 	materialize_over_models(fcinfo, crm_sources_query, crm_list_models(NULL));
 	return (Datum) 0;
 }
 
 /* crm_models(crm): one row per model of crm (every CRM when NULL). */
-PG_FUNCTION_INFO_V1(crm_models);
+PG_FUNCTION_INFO_V1(crm_dashboard_crm_models);
 Datum
-crm_models(PG_FUNCTION_ARGS)
+crm_dashboard_crm_models(PG_FUNCTION_ARGS)
 {
 	char	   *crm = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
 
@@ -173,9 +173,9 @@ static const char *const model_detail_query =
 "  FROM (SELECT $1::text AS crm, $2::text AS model) m " LATEST_RUN_OF_MODEL;
 
 /* model_detail(crm, model, exact_count): a model's summary and recent errors as json. */
-PG_FUNCTION_INFO_V1(crm_model_detail);
+PG_FUNCTION_INFO_V1(crm_dashboard_model_detail);
 Datum
-crm_model_detail(PG_FUNCTION_ARGS)
+crm_dashboard_model_detail(PG_FUNCTION_ARGS)
 {
 	CrmModel   *m;
 	bool		exact = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);

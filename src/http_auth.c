@@ -21,7 +21,7 @@
 #include "utils/json.h"
 
 #include "http.h"
-#include "jwt.h"
+#include "auth_jwt.h"
 
 /* The token of a request: Bearer header first, then the login cookie. */
 static const char *

@@ -24,7 +24,7 @@
 
 #include "announce.h"
 #include "http.h"
-#include "jwt.h"
+#include "auth_jwt.h"
 
 #define SSE_HEARTBEAT_MS (15 * 1000)
 #define SSE_MAX_PENDING (256 * 1024)	/* bytes a client may fall behind */

@@ -5,7 +5,7 @@
  * model_rows pages by keyset: each page is one or two index-friendly queries
  * ("keys > cursor ORDER BY keys LIMIT n+1"), so a page deep in the table
  * costs what the first page costs.  The keyset and its queries come from
- * paging_spec.c, the cursors from paging_cursor.c.
+ * paging_query.c, the cursors from paging_cursor.c.
  */
 #include "postgres.h"
 
@@ -23,9 +23,9 @@
 
 #include "paging.h"
 
-PG_FUNCTION_INFO_V1(model_rows);
-PG_FUNCTION_INFO_V1(export_rows);
-PG_FUNCTION_INFO_V1(count_rows);
+PG_FUNCTION_INFO_V1(crm_dashboard_model_rows);
+PG_FUNCTION_INFO_V1(crm_dashboard_export_rows);
+PG_FUNCTION_INFO_V1(crm_dashboard_count_rows);
 
 /* Rows fetched per round trip while exporting. */
 #define EXPORT_BATCH 1000
@@ -286,7 +286,7 @@ portable_key_output(void)
 
 /* model_rows(crm, model, after, per_page, search, sort, descending): one page as JSON. */
 Datum
-model_rows(PG_FUNCTION_ARGS)
+crm_dashboard_model_rows(PG_FUNCTION_ARGS)
 {
 	int			per_page = PG_ARGISNULL(3) ? PAGING_DEFAULT_PER_PAGE : PG_GETARG_INT32(3);
 	char	   *after_text = arg_cstring(fcinfo, 2);
@@ -341,7 +341,7 @@ export_segment(const PageSpec *spec, int segment, Tuplestorestate *store, TupleD
 
 /* export_rows(crm, model, search, sort, descending): every matching row in page order. */
 Datum
-export_rows(PG_FUNCTION_ARGS)
+crm_dashboard_export_rows(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	PageSpec   *spec = spec_from_args(fcinfo, 2, 3, 4);
@@ -359,7 +359,7 @@ export_rows(PG_FUNCTION_ARGS)
 
 /* count_rows(crm, model): the exact number of rows, by a full count. */
 Datum
-count_rows(PG_FUNCTION_ARGS)
+crm_dashboard_count_rows(PG_FUNCTION_ARGS)
 {
 	CrmModel   *m = crm_resolve_model(arg_cstring(fcinfo, 0), arg_cstring(fcinfo, 1));
 

@@ -65,7 +65,7 @@ typedef struct PageCursor
 	Datum	   *datums;			/* values converted to the key types */
 } PageCursor;
 
-/* paging_spec.c */
+/* paging_query.c */
 extern PageSpec *paging_spec(const char *crm, const char *model, const char *sort,
 							 bool descending, const char *search);
 extern int	paging_segment_keys(const PageSpec *spec, int segment);

@@ -32,9 +32,9 @@
 #include "crm_dashboard.h"
 #include "launcher.h"
 
-PG_FUNCTION_INFO_V1(crm_start_sync);
-PG_FUNCTION_INFO_V1(crm_command_preview);
-PG_FUNCTION_INFO_V1(crm_wake_launcher);
+PG_FUNCTION_INFO_V1(crm_dashboard_start_sync);
+PG_FUNCTION_INFO_V1(crm_dashboard_command_preview);
+PG_FUNCTION_INFO_V1(crm_dashboard_wake_launcher);
 
 #define OPTIONS_HINT "Valid options: force, full, dry_run, debug (booleans), since (\"YYYY-MM-DD\"), max_records (1..100000000), batch_size (1..100000), timeout (seconds, 1..86400)."
 
@@ -386,7 +386,7 @@ resolve_models(const char *crm, const char *model)
 
 /* crm_dashboard.command_preview(crm, model, options): the argv start_sync would run. */
 Datum
-crm_command_preview(PG_FUNCTION_ARGS)
+crm_dashboard_command_preview(PG_FUNCTION_ARGS)
 {
 	char	   *crm = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *model = text_to_cstring(PG_GETARG_TEXT_PP(1));
@@ -543,7 +543,7 @@ insert_run(const char *crm, const char *model, int64 parent_id, Jsonb *options,
  * the launcher at commit; returns the run id (the parent's for "all").
  */
 Datum
-crm_start_sync(PG_FUNCTION_ARGS)
+crm_dashboard_start_sync(PG_FUNCTION_ARGS)
 {
 	char	   *crm = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *model = text_to_cstring(PG_GETARG_TEXT_PP(1));
@@ -587,7 +587,7 @@ crm_start_sync(PG_FUNCTION_ARGS)
 
 /* crm_dashboard.wake_launcher(): wake the launcher when this transaction commits. */
 Datum
-crm_wake_launcher(PG_FUNCTION_ARGS)
+crm_dashboard_wake_launcher(PG_FUNCTION_ARGS)
 {
 	launcher_wake_at_commit();
 	PG_RETURN_VOID();

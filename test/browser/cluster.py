@@ -15,10 +15,10 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "test", "lib"))
-from cluster import Cluster  # noqa: E402
+from cluster import Cluster, suite_port  # noqa: E402
 
-PORT = 54451
-HTTP_PORT = 54490
+PORT = suite_port(54451)
+HTTP_PORT = suite_port(54490)
 PKGLIBDIR = subprocess.run(["pg_config", "--pkglibdir"], capture_output=True,
                            text=True, check=True).stdout.strip()
 

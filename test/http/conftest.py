@@ -18,15 +18,16 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from cluster import Cluster  # noqa: E402
+from cluster import TEST_DIR, Cluster, suite_port  # noqa: E402
+from http_client import Http, Response, b64url, sign_token  # noqa: E402,F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PG_PORT = 54441
-HTTP_PORT = 54480
+PG_PORT = suite_port(54441)
+HTTP_PORT = suite_port(54480)
 SECRET = "http-test-secret-0123456789abcdef-0123456789"
 PASSWORDS = {"ada": "ada-password", "otto": "otto-password", "vera": "vera-password"}
 
-UI_DIR = "/tmp/crm_dashboard_test/http-ui"
+UI_DIR = os.path.join(TEST_DIR, "http-ui")
 UI_FILES = {
     "index.html": b"<!doctype html><title>crm</title><script src=\"/ui/js/app.js\"></script>\n",
     "js/app.js": b"console.log('app');\n",
@@ -73,89 +74,9 @@ SELECT crm_api.create_user('vera', 'vera-password', 'viewer');
 """
 
 
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def make_token(claims, secret=SECRET, alg="HS256"):
-    """A JWT signed here, to test what the server accepts and refuses."""
-    head = b64url(json.dumps({"alg": alg, "typ": "JWT"}).encode())
-    body = b64url(json.dumps(claims).encode())
-    sig = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{b64url(sig) if alg == 'HS256' else ''}"
-
-
-class Response:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = headers
-        self.body = body
-
-    def header(self, name):
-        return self.headers.get(name.lower())
-
-    def json(self):
-        return json.loads(self.body)
-
-    def __repr__(self):
-        return f"<{self.status} {self.body[:300]!r}>"
-
-
-class Http:
-    """A minimal client: every call is one request on a fresh connection."""
-
-    def __init__(self, port):
-        self.port = port
-        self.tokens = {}
-
-    def request(self, method, path, body=None, headers=None, token=None, user=None):
-        headers = dict(headers or {})
-        if user:
-            token = self.token(user)
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        if isinstance(body, (dict, list)):
-            body = json.dumps(body)
-            headers.setdefault("Content-Type", "application/json")
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            r = conn.getresponse()
-            data = r.read()
-            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
-        finally:
-            conn.close()
-
-    def get(self, path, **kw):
-        return self.request("GET", path, **kw)
-
-    def post(self, path, body=None, **kw):
-        return self.request("POST", path, body=body if body is not None else {}, **kw)
-
-    def login(self, user):
-        r = self.post("/api/rpc/login", {"username": user, "password": PASSWORDS[user]})
-        assert r.status == 200, r
-        return r
-
-    def token(self, user):
-        if user not in self.tokens:
-            self.tokens[user] = self.login(user).json()["token"]
-        return self.tokens[user]
-
-    def raw(self, data, timeout=10):
-        """Send raw bytes; return everything the server answers before closing."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
-            s.sendall(data)
-            chunks = []
-            try:
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-            except socket.timeout:
-                pass
-            return b"".join(chunks)
+    """A JWT signed here (with the server's secret unless told otherwise)."""
+    return sign_token(claims, secret, alg)
 
 
 def make_ui_dir():
@@ -198,7 +119,7 @@ def wait_for_http(timeout=20):
 
 @pytest.fixture(scope="session")
 def api(cluster):
-    return Http(HTTP_PORT)
+    return Http(HTTP_PORT, PASSWORDS)
 
 
 def http_worker_pids(cluster):

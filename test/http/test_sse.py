@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import HERE, HTTP_PORT, http_worker_pids
+from conftest import HERE, HTTP_PORT, TEST_DIR, http_worker_pids
 
 REPO = os.path.dirname(os.path.dirname(HERE))
 FINAL = {"success", "failed", "partial", "cancelled"}
@@ -107,7 +107,7 @@ class SseClient:
 
 @pytest.fixture(scope="module")
 def sync_command(cluster):
-    script = "/tmp/crm_dashboard_test/http-progress_sync.py"
+    script = os.path.join(TEST_DIR, "http-progress_sync.py")
     shutil.copy(os.path.join(HERE, "progress_sync.py"), script)
     os.chmod(script, 0o755)
     cluster.sql("INSERT INTO crm_dashboard.sync_command (crm, model, argv) VALUES ('hubspot', NULL, %s)",

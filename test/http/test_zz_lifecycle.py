@@ -1,9 +1,10 @@
 """Worker lifecycle: reload re-reads the secret and limits; SIGTERM exits and the worker returns.
 
 Runs last (it changes the secret and restarts workers)."""
+import os
 import time
 
-from conftest import SECRET, http_worker_pids, wait_for_http
+from conftest import SECRET, TEST_DIR, http_worker_pids, wait_for_http
 
 
 def reload_with(cluster, **settings):
@@ -75,7 +76,7 @@ def test_secret_file_wins_and_stays_out_of_the_log(cluster, api):
     import os
     import shutil
     from conftest import make_token
-    path = "/tmp/crm_dashboard_test/http-jwt-secret"
+    path = os.path.join(TEST_DIR, "http-jwt-secret")
     file_secret = "secret-from-a-file-0123456789abcdef-0123456789"
     with open(path, "w") as f:
         f.write(file_secret + "\n")

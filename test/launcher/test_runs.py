@@ -27,7 +27,7 @@ def test_success_records_progress_environment_and_argv(pg):
     assert env["CRM_DASHBOARD_SYNC_ID"] == str(run["id"])
     assert (env["CRM_SOURCE"], env["SYNC_TYPE"], env["PGDATABASE"], env["PGUSER"]) == \
         ("hubspot", "contact", "postgres", "postgres")
-    assert env["PGPORT"] == "54431" and env["PATH"] == "/usr/local/bin:/usr/bin:/bin"
+    assert env["PGPORT"] == str(pg.c.port) and env["PATH"] == "/usr/local/bin:/usr/bin:/bin"
     assert env["EXTRA"] == "yes" and env["HOME"] is None
     # only stdin/stdout/stderr (+ the fd of the listing itself) reach the command
     assert json.loads(log.split("fds: ")[1].splitlines()[0]) == [0, 1, 2, 3]

@@ -15,6 +15,16 @@ import psycopg2.extensions
 BINDIR = subprocess.run(["pg_config", "--bindir"], capture_output=True,
                         text=True, check=True).stdout.strip()
 
+# Several checkouts may test at once on one machine: CRM_TEST_PORT_OFFSET
+# shifts every port the suites use, CRM_TEST_DIR moves their clusters.
+PORT_OFFSET = int(os.environ.get("CRM_TEST_PORT_OFFSET", "0"))
+TEST_DIR = os.environ.get("CRM_TEST_DIR", "/tmp/crm_dashboard_test")
+
+
+def suite_port(port):
+    """A suite's fixed port, shifted by CRM_TEST_PORT_OFFSET."""
+    return port + PORT_OFFSET
+
 
 def _as_postgres(argv):
     if os.geteuid() == 0:
@@ -23,7 +33,7 @@ def _as_postgres(argv):
 
 
 class Cluster:
-    def __init__(self, name, port, settings=None, base="/tmp/crm_dashboard_test"):
+    def __init__(self, name, port, settings=None, base=TEST_DIR):
         self.name = name
         self.port = port
         self.dir = os.path.join(base, name)

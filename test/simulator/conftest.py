@@ -12,12 +12,12 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from cluster import BINDIR, Cluster  # noqa: E402
+from cluster import Cluster, suite_port  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LOAD = os.path.join(ROOT, "demo", "load.sh")
 # The installed program; CRM_SYNC_SIMULATOR may point at a freshly built one.
-SIMULATOR = os.environ.get("CRM_SYNC_SIMULATOR") or os.path.join(BINDIR, "crm_sync_simulator")
+SIMULATOR = os.environ.get("CRM_SYNC_SIMULATOR") or os.path.join(ROOT, "demo", "crm_sync_simulator")
 
 
 def as_postgres(argv):
@@ -94,7 +94,7 @@ def events(stdout):
 def demo():
     assert os.access(SIMULATOR, os.X_OK), f"{SIMULATOR} is not installed: run test/install-dev"
     # Not preloaded: the demo and the simulator need no background workers.
-    cluster = Cluster("simulator", 54412).init().start()
+    cluster = Cluster("simulator", suite_port(54412)).init().start()
     try:
         cluster.sql("CREATE EXTENSION crm_dashboard")
         d = Demo(cluster)

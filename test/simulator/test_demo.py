@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from conftest import BINDIR
+from conftest import SIMULATOR
 
 CRMS = ["genius", "hubspot", "callrail", "arrivy", "leadconduit",
         "marketsharp", "salespro", "salesrabbit", "gsheet", "five9"]
@@ -144,7 +144,7 @@ def test_commands_registered_when_registry_exists(demo):
     assert sorted(r[0] for r in rows) == sorted(CRMS)
     for crm, model, argv, env in rows:
         assert model is None
-        assert argv == [f"{BINDIR}/crm_sync_simulator", "--crm", "{crm}", "--model", "{model}"]
+        assert argv == [SIMULATOR, "--crm", "{crm}", "--model", "{model}"]
     env = {r[0]: r[3] for r in rows}
     assert env["five9"] == {"CRM_SIM_FAULT": "rate-limit"} and env["leadconduit"] == {"CRM_SIM_FAULT": "partial"}
 

@@ -6,10 +6,10 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
-from cluster import BINDIR, Cluster, _as_postgres  # noqa: E402
+from cluster import BINDIR, Cluster, _as_postgres, suite_port  # noqa: E402
 
-PRIMARY_PORT = 54461
-STANDBY_PORT = 54462
+PRIMARY_PORT = suite_port(54461)
+STANDBY_PORT = suite_port(54462)
 
 SETUP = """
 CREATE EXTENSION crm_dashboard;

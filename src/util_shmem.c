@@ -1,5 +1,5 @@
 /*
- * shmem.c
+ * util_shmem.c
  *		One place that asks PostgreSQL for crm_dashboard's shared memory.
  *
  * Modules (launcher state, announcement ring, login throttle) register a

@@ -1,5 +1,5 @@
 /*
- * login_throttle.c
+ * auth_throttle.c
  *		Slow down password guessing against crm_api.login.
  *
  * After crm_dashboard.login_max_failures failed logins of one user name

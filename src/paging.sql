@@ -6,18 +6,18 @@ CREATE FUNCTION crm_dashboard.model_rows(crm text, model text, after text, per_p
     search text, sort text, descending boolean)
 RETURNS json
 LANGUAGE C STABLE
-AS 'MODULE_PATHNAME', 'model_rows';
+AS 'MODULE_PATHNAME', 'crm_dashboard_model_rows';
 
 CREATE FUNCTION crm_dashboard.export_rows(crm text, model text, search text, sort text,
     descending boolean)
 RETURNS SETOF json
 LANGUAGE C STABLE
-AS 'MODULE_PATHNAME', 'export_rows';
+AS 'MODULE_PATHNAME', 'crm_dashboard_export_rows';
 
 CREATE FUNCTION crm_dashboard.count_rows(crm text, model text)
 RETURNS bigint
 LANGUAGE C STABLE
-AS 'MODULE_PATHNAME', 'count_rows';
+AS 'MODULE_PATHNAME', 'crm_dashboard_count_rows';
 
 REVOKE ALL ON FUNCTION crm_dashboard.model_rows(text, text, text, integer, text, text, boolean),
     crm_dashboard.export_rows(text, text, text, text, boolean),

@@ -1,5 +1,5 @@
 /*
- * paging_spec.c
+ * paging_query.c
  *		Validate a paging request against the catalogs and build its queries.
  *
  * Every identifier in the generated SQL comes from pg_attribute through

@@ -1,6 +1,6 @@
--- Launching and supervising sync commands: the command registry, the
--- functions that start, stop and watch runs, and the trigger that announces
--- every change of a run (NOTIFY crm_dashboard_sync + the shared-memory ring).
+-- Asking for syncs (src/sync_request.c): the command registry, and the
+-- functions that validate a request, build its argv, queue, preview and stop
+-- runs.  The launcher (src/launcher*.c) takes the queued rows from there.
 
 -- Private: the registry values must be an object of string values with
 -- environment-variable names.
@@ -59,62 +59,22 @@ CREATE FUNCTION crm_dashboard.start_sync(crm text, model text, options jsonb DEF
                                          via text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE c VOLATILE
-AS 'MODULE_PATHNAME', 'crm_start_sync';
+AS 'MODULE_PATHNAME', 'crm_dashboard_start_sync';
 COMMENT ON FUNCTION crm_dashboard.start_sync(text, text, jsonb, text) IS
     'Private: validate and queue a sync run (via: sql, ui, api or schedule; NULL decides from request.jwt.claims).';
 
 CREATE FUNCTION crm_dashboard.command_preview(crm text, model text, options jsonb DEFAULT '{}')
 RETURNS text[]
 LANGUAGE c STABLE
-AS 'MODULE_PATHNAME', 'crm_command_preview';
+AS 'MODULE_PATHNAME', 'crm_dashboard_command_preview';
 COMMENT ON FUNCTION crm_dashboard.command_preview(text, text, jsonb) IS
     'Private: the argv start_sync would run.';
 
 CREATE FUNCTION crm_dashboard.wake_launcher() RETURNS void
 LANGUAGE c VOLATILE
-AS 'MODULE_PATHNAME', 'crm_wake_launcher';
+AS 'MODULE_PATHNAME', 'crm_dashboard_wake_launcher';
 COMMENT ON FUNCTION crm_dashboard.wake_launcher() IS
     'Private: set the sync launcher''s latch when the current transaction commits.';
-
-CREATE FUNCTION crm_dashboard.announce_sync_change() RETURNS trigger
-LANGUAGE c
-AS 'MODULE_PATHNAME', 'announce_sync_change';
-COMMENT ON FUNCTION crm_dashboard.announce_sync_change() IS
-    'Private: announce a changed run (NOTIFY crm_dashboard_sync and the shared-memory ring).';
-
-CREATE FUNCTION crm_dashboard.recent_announcements(after bigint DEFAULT 0)
-RETURNS TABLE (seq bigint, payload json)
-LANGUAGE c VOLATILE STRICT
-AS 'MODULE_PATHNAME', 'announce_recent';
-COMMENT ON FUNCTION crm_dashboard.recent_announcements(bigint) IS
-    'Private: run-change events still in the shared-memory ring after sequence number "after" (empty without preloading).';
-
-CREATE TRIGGER sync_history_announce
-    AFTER INSERT OR UPDATE ON crm_dashboard.sync_history
-    FOR EACH ROW EXECUTE FUNCTION crm_dashboard.announce_sync_change();
-
--- A run as JSON (everything but the log, which sync_log returns).
-CREATE FUNCTION crm_dashboard.run_json(run_id bigint) RETURNS json
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-BEGIN ATOMIC
-    SELECT json_build_object(
-        'id', h.id, 'crm', h.crm_source, 'model', h.sync_type, 'status', h.status,
-        'start_time', h.start_time, 'end_time', h.end_time,
-        'duration_seconds', round(extract(epoch FROM coalesce(h.end_time, now()) - h.start_time)::numeric, 3),
-        'records_processed', h.records_processed, 'records_created', h.records_created,
-        'records_updated', h.records_updated, 'records_failed', h.records_failed,
-        'records_total', h.records_total, 'error_message', h.error_message,
-        'configuration', h.configuration, 'performance_metrics', h.performance_metrics,
-        'parent_id', h.parent_id, 'requested_by', h.requested_by, 'requested_via', h.requested_via,
-        'queued_at', h.queued_at, 'pid', h.pid, 'heartbeat', h.heartbeat,
-        'exit_code', h.exit_code, 'exit_signal', h.exit_signal,
-        'stop_requested', h.stop_requested,
-        'children', (SELECT coalesce(json_agg(c.id ORDER BY c.id), '[]'::json)
-                     FROM crm_dashboard.sync_history c WHERE c.parent_id = h.id))
-    FROM crm_dashboard.sync_history h WHERE h.id = run_id;
-END;
-COMMENT ON FUNCTION crm_dashboard.run_json(bigint) IS 'Private: a run as JSON, without its log.';
 
 -- Public API.
 CREATE FUNCTION crm_api.start_sync(crm text, model text, options jsonb DEFAULT '{}')
@@ -132,52 +92,6 @@ SET search_path = pg_catalog, pg_temp
 RETURN crm_dashboard.command_preview(crm, model, options);
 COMMENT ON FUNCTION crm_api.command_preview(text, text, jsonb) IS
     'The exact argument vector start_sync would run (for ''all'': the CRM-wide template, {model} unreplaced).';
-
--- Private: the one error for a run id that does not exist.
-CREATE FUNCTION crm_dashboard.unknown_run(id bigint) RETURNS void
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RAISE EXCEPTION 'sync run % does not exist', id
-        USING ERRCODE = 'undefined_object',
-              HINT = 'Recent runs are listed in crm_api.sync_runs.';
-END
-$$;
-COMMENT ON FUNCTION crm_dashboard.unknown_run(bigint) IS 'Private: raise the error for an unknown run id.';
-REVOKE ALL ON FUNCTION crm_dashboard.unknown_run(bigint) FROM PUBLIC;
-
-CREATE FUNCTION crm_api.sync_status(id bigint) RETURNS json
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    result json := crm_dashboard.run_json(id);
-BEGIN
-    IF result IS NULL THEN
-        PERFORM crm_dashboard.unknown_run(id);
-    END IF;
-    RETURN result;
-END
-$$;
-COMMENT ON FUNCTION crm_api.sync_status(bigint) IS 'The live state of a run as JSON (counters, status, configuration, metrics).';
-
-CREATE FUNCTION crm_api.sync_log(id bigint) RETURNS text
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    result text;
-BEGIN
-    SELECT h.log INTO result FROM crm_dashboard.sync_history h WHERE h.id = sync_log.id;
-    IF NOT FOUND THEN
-        PERFORM crm_dashboard.unknown_run(id);
-    END IF;
-    RETURN result;
-END
-$$;
-COMMENT ON FUNCTION crm_api.sync_log(bigint) IS
-    'The kept output of a run (the last crm_dashboard.log_limit bytes; refreshed while running: every 2 s, up to every 10 s when it is large).';
 
 -- Stopping: a queued run is cancelled at once, a running one is stopped by
 -- the launcher (SIGTERM, then SIGKILL after crm_dashboard.stop_grace).  For
@@ -206,14 +120,9 @@ COMMENT ON FUNCTION crm_api.stop_sync(bigint) IS
     'Stop a run: cancel it if queued, else SIGTERM then SIGKILL after crm_dashboard.stop_grace; a finished run is returned unchanged.';
 
 REVOKE ALL ON FUNCTION crm_dashboard.start_sync(text, text, jsonb, text),
-    crm_dashboard.command_preview(text, text, jsonb), crm_dashboard.wake_launcher(),
-    crm_dashboard.run_json(bigint), crm_dashboard.announce_sync_change(),
-    crm_dashboard.recent_announcements(bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION crm_dashboard.recent_announcements(bigint) TO crm_dashboard_viewer;
+    crm_dashboard.command_preview(text, text, jsonb), crm_dashboard.wake_launcher() FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm_api.start_sync(text, text, jsonb), crm_api.stop_sync(bigint),
-    crm_api.sync_status(bigint), crm_api.sync_log(bigint),
     crm_api.command_preview(text, text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm_api.start_sync(text, text, jsonb), crm_api.stop_sync(bigint)
     TO crm_dashboard_operator;
-GRANT EXECUTE ON FUNCTION crm_api.sync_status(bigint), crm_api.sync_log(bigint),
-    crm_api.command_preview(text, text, jsonb) TO crm_dashboard_viewer;
+GRANT EXECUTE ON FUNCTION crm_api.command_preview(text, text, jsonb) TO crm_dashboard_viewer;

@@ -1,5 +1,5 @@
 /*
- * srf.c
+ * util_srf.c
  *		Return the rows of an SPI query as a set-returning function's result.
  *
  * Most of crm_dashboard's reading functions are one catalog-aware query;

@@ -1,5 +1,5 @@
 /*
- * password.c
+ * auth_password.c
  *		Dashboard users' passwords and login.
  *
  * Passwords are stored as SCRAM-SHA-256 secrets built by PostgreSQL's own
@@ -23,7 +23,7 @@
 
 #include "crm_dashboard.h"
 #include "http.h"
-#include "jwt.h"
+#include "auth_jwt.h"
 
 /*
  * From libpq/scram.h (exported by the server).  That header pulls in

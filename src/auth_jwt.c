@@ -1,5 +1,5 @@
 /*
- * jwt.c
+ * auth_jwt.c
  *		HS256 JSON Web Tokens with PostgreSQL's own HMAC and base64.
  *
  * Only HS256 is accepted: a token naming any other algorithm (notably
@@ -15,7 +15,7 @@
 #include "common/sha2.h"
 #include "utils/resowner.h"
 
-#include "jwt.h"
+#include "auth_jwt.h"
 
 /* Encode len bytes as unpadded base64url into a palloc'd string. */
 static char *

@@ -1,9 +1,9 @@
 /*
- * jwt.h
+ * auth_jwt.h
  *		HS256 JSON Web Tokens: signing for login, verification for requests.
  */
-#ifndef CRM_DASHBOARD_JWT_H
-#define CRM_DASHBOARD_JWT_H
+#ifndef CRM_DASHBOARD_AUTH_JWT_H
+#define CRM_DASHBOARD_AUTH_JWT_H
 
 #include "postgres.h"
 
@@ -30,4 +30,4 @@ typedef struct JwtClaims
 extern char *jwt_sign(const char *payload_json, const char *secret);
 extern JwtStatus jwt_verify(const char *token, const char *secret, int64 now, JwtClaims *claims);
 
-#endif							/* CRM_DASHBOARD_JWT_H */
+#endif							/* CRM_DASHBOARD_AUTH_JWT_H */

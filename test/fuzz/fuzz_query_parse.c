@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/http_query_parse.h"
+#include "http_query_parse.h"
 
 /* Every allocation of one input, freed together afterwards. */
 typedef struct Arena

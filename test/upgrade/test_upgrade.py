@@ -1,0 +1,219 @@
+"""Upgrading from the last release gives what a fresh install gives.
+
+Database "upgraded" gets crm_dashboard 1.0.0 from its install script as
+released (crm_dashboard--1.0.0.sql beside this file), is filled with
+history, users, commands and CRM tables, and is updated with ALTER
+EXTENSION ... UPDATE through every upgrade script.  Database "fresh" gets
+the current version directly, and the same data afterwards.  The two must
+then have the same schema (every member object, its grants and comments,
+compared through pg_dump) and answer the same, and the upgraded one must
+still hold all of its data.
+"""
+import difflib
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+from cluster import BINDIR, Cluster, suite_port  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RELEASED = "1.0.0"
+SHAREDIR = subprocess.run(["pg_config", "--sharedir"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+OLD_SCRIPT = os.path.join(SHAREDIR, "extension", f"crm_dashboard--{RELEASED}.sql")
+
+SETTINGS = {
+    "shared_preload_libraries": "'crm_dashboard'",
+    "crm_dashboard.database_name": "'upgraded'",
+    "crm_dashboard.jwt_secret": "'upgrade-test-secret-0123456789abcdef'",
+}
+
+# Data every release understands: CRM tables, runs of every status, users,
+# commands.  Written before the update in "upgraded", after creation in "fresh".
+DATA_SQL = """
+CREATE SCHEMA ingestion;
+CREATE TABLE ingestion.hubspot_contact (id bigint PRIMARY KEY, email text, updated_at timestamptz);
+CREATE TABLE ingestion.hubspot_deal (id bigint PRIMARY KEY, amount numeric);
+CREATE TABLE ingestion.genius_lead (lead_id integer PRIMARY KEY, name text);
+INSERT INTO ingestion.hubspot_contact SELECT g, 'c' || g || '@example.com', '2025-01-01'::timestamptz + g * interval '1 hour'
+    FROM generate_series(1, 500) g;
+INSERT INTO ingestion.hubspot_deal SELECT g, g * 1.5 FROM generate_series(1, 50) g;
+INSERT INTO ingestion.genius_lead SELECT g, 'lead ' || g FROM generate_series(1, 20) g;
+ANALYZE ingestion.hubspot_contact, ingestion.hubspot_deal, ingestion.genius_lead;
+INSERT INTO crm_dashboard.sync_history (id, crm_source, sync_type, start_time, end_time, status,
+        records_processed, records_created, records_updated, records_failed, error_message,
+        configuration, performance_metrics, requested_by, requested_via, queued_at, log)
+SELECT g, CASE WHEN g % 3 = 0 THEN 'genius' ELSE 'hubspot' END,
+       CASE WHEN g % 3 = 0 THEN 'lead' WHEN g % 3 = 1 THEN 'contact' ELSE 'deal' END,
+       '2025-01-01'::timestamptz + g * interval '1 hour',
+       '2025-01-01'::timestamptz + g * interval '1 hour' + g * interval '1 second',
+       (ARRAY['success', 'failed', 'partial', 'cancelled'])[1 + g % 4],
+       g * 10, g * 3, g * 7, g % 4, CASE WHEN g % 4 <> 0 THEN 'HTTP 429 Too Many Requests, retry after ' || g || ' s' END,
+       jsonb_build_object('options', jsonb_build_object('full', g % 2 = 0), 'argv', jsonb_build_array('/bin/true')),
+       jsonb_build_object('duration_seconds', g), 'alice', 'sql',
+       '2025-01-01'::timestamptz + g * interval '1 hour', 'line one of run ' || g || E'\\nline two\\n'
+  FROM generate_series(1, 300) g;
+SELECT setval('crm_dashboard.sync_history_id_seq', 300);
+INSERT INTO crm_dashboard.sync_command (crm, argv, environment, timeout)
+    VALUES ('hubspot', '{/usr/bin/python3,manage.py,"sync_{crm}_{model}s"}', '{"DJANGO_SETTINGS_MODULE": "ingest.settings"}', '2 hours');
+INSERT INTO crm_dashboard.sync_command (crm, model, argv, working_directory)
+    VALUES ('hubspot', 'deal', '{/opt/sync/deals}', '/opt/sync');
+INSERT INTO crm_dashboard.crm_source (name, display_name, table_prefix, sort_order)
+    VALUES ('pipedrive', 'Pipedrive', 'pipedrive_', 11);
+SELECT crm_api.create_user('ada', 'ada-password-1', 'admin');
+SELECT crm_api.create_user('vera', 'vera-password-1', 'viewer');
+"""
+
+# Reads whose answers must not depend on how the schema came to be.
+COMPARED_READS = [
+    "SELECT crm, model_count, estimated_records, last_sync_at, last_status, health FROM crm_api.crm_sources",
+    "SELECT crm, model, estimated_rows, last_run_id, last_status, records_processed, health FROM crm_api.crm_models",
+    "SELECT * FROM crm_api.model_columns",
+    "SELECT id, crm, model, status, records_processed, error_message FROM crm_api.sync_runs ORDER BY id",
+    "SELECT * FROM crm_api.sync_errors",
+    "SELECT crm_api.model_rows('hubspot', 'contact', per_page => 5, sort => 'updated_at', descending => true)::text",
+    "SELECT crm_api.command_preview('hubspot', 'contact', '{\"full\": true}')",
+    "SELECT crm_api.sync_log(42)",
+    "SELECT username, role FROM crm_api.users ORDER BY username",
+]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    # The released script is installed for the test only (and removed again):
+    # the package ships the current script and the upgrade scripts.
+    installed_here = not os.path.exists(OLD_SCRIPT)
+    if installed_here:
+        shutil.copy(os.path.join(HERE, f"crm_dashboard--{RELEASED}.sql"), OLD_SCRIPT)
+    c = Cluster("upgrade", suite_port(54471), SETTINGS).init().start()
+    try:
+        c.sql("CREATE DATABASE upgraded")
+        c.sql("CREATE DATABASE fresh")
+        c.sql(f"CREATE EXTENSION crm_dashboard VERSION '{RELEASED}'", dbname="upgraded")
+        run_sql(c, "upgraded", DATA_SQL)
+        c.sql("ALTER EXTENSION crm_dashboard UPDATE", dbname="upgraded")
+        c.sql("CREATE EXTENSION crm_dashboard", dbname="fresh")
+        run_sql(c, "fresh", DATA_SQL)
+        yield c
+    finally:
+        c.stop("fast", check=False)
+        if installed_here:
+            os.remove(OLD_SCRIPT)
+
+
+def run_sql(cluster, dbname, sql):
+    conn = cluster.connect(dbname)
+    with conn.cursor() as cur:
+        cur.execute(sql)
+    conn.close()
+
+
+def default_version():
+    with open(os.path.join(HERE, "..", "..", "crm_dashboard.control")) as f:
+        return re.search(r"default_version\s*=\s*'([^']+)'", f.read()).group(1)
+
+
+def member_dump(cluster, dbname):
+    """Every object of the extension as pg_dump would recreate it, OIDs removed.
+
+    A plain dump shows an extension as one CREATE EXTENSION line; a
+    binary-upgrade dump spells out each member object, its grants and
+    comments, which is what an upgrade must get right.
+    """
+    argv = [os.path.join(BINDIR, "pg_dump"), "--schema-only", "--binary-upgrade", "--no-owner",
+            "-h", cluster.sockdir, "-p", str(cluster.port), "-U", "postgres", dbname]
+    if os.geteuid() == 0:
+        argv = ["runuser", "-u", "postgres", "--"] + argv
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    keep = []
+    for line in out.splitlines():
+        if "binary_upgrade_set_next" in line or line.startswith(("-- Dumped", "\\restrict", "\\unrestrict")):
+            continue
+        # transaction ids and OIDs differ between any two databases
+        line = re.sub(r"relfrozenxid = '\d+', relminmxid = '\d+'", "relfrozenxid = ?", line)
+        line = re.sub(r"^WHERE oid = '\d+';", "WHERE oid = ?;", line)
+        line = re.sub(r"'\{(\d+(,\d+)*)\}'", lambda m: "'{%d oids}'" % len(m.group(1).split(",")), line)
+        if re.match(r"SELECT pg_catalog\.binary_upgrade_(set_missing_value|set_record_init_privs)", line):
+            continue
+        keep.append(line)
+    text = "\n".join(keep)
+    # the CRM tables and data are the test's own, not the extension's
+    return re.sub(r"\n-- Name: [^\n]*Schema: ingestion;.*?(?=\n-- Name: |\Z)", "", text, flags=re.S)
+
+
+def test_update_reaches_the_current_version(cluster):
+    version = cluster.sql("SELECT extversion FROM pg_extension WHERE extname = 'crm_dashboard'",
+                          dbname="upgraded")[0][0]
+    assert version == default_version()
+
+
+def test_upgraded_schema_equals_a_fresh_install(cluster):
+    upgraded = member_dump(cluster, "upgraded")
+    fresh = member_dump(cluster, "fresh")
+    diff = "\n".join(difflib.unified_diff(fresh.splitlines(), upgraded.splitlines(),
+                                          "fresh", "upgraded", lineterm="", n=2))
+    assert diff == "", "the upgraded schema differs from a fresh install:\n" + diff[:6000]
+
+
+def test_upgraded_data_is_all_there(cluster):
+    counts = "SELECT (SELECT count(*) FROM crm_dashboard.sync_history), " \
+             "(SELECT sum(records_processed) FROM crm_dashboard.sync_history), " \
+             "(SELECT count(*) FROM crm_dashboard.sync_command), " \
+             "(SELECT count(*) FROM crm_dashboard.dashboard_user), " \
+             "(SELECT count(*) FROM crm_dashboard.crm_source)"
+    assert cluster.sql(counts, dbname="upgraded") == cluster.sql(counts, dbname="fresh")
+    assert cluster.sql(counts, dbname="upgraded")[0][:4] == (300, sum(g * 10 for g in range(1, 301)), 2, 2)
+
+
+@pytest.mark.parametrize("query", COMPARED_READS)
+def test_reads_answer_the_same(cluster, query):
+    assert cluster.sql(query, dbname="upgraded") == cluster.sql(query, dbname="fresh")
+
+
+def test_grants_behave_the_same(cluster):
+    """A viewer reads, may not start syncs and may not read the registry's secrets, in both."""
+    for db in ("upgraded", "fresh"):
+        conn = cluster.connect(db, autocommit=False)
+        with conn.cursor() as cur:
+            cur.execute("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'upgrade_viewer') "
+                        "THEN CREATE ROLE upgrade_viewer IN ROLE crm_dashboard_viewer; END IF; END $$")
+            cur.execute("SET ROLE upgrade_viewer")
+            cur.execute("SELECT count(*) FROM crm_api.sync_runs")
+            assert cur.fetchone()[0] == 300
+            for forbidden in ("SELECT crm_api.start_sync('hubspot', 'contact')",
+                              "SELECT environment FROM crm_dashboard.sync_command"):
+                cur.execute("SAVEPOINT s")
+                with pytest.raises(Exception, match="permission denied"):
+                    cur.execute(forbidden)
+                cur.execute("ROLLBACK TO SAVEPOINT s")
+        conn.rollback()
+        conn.close()
+
+
+def test_users_can_still_log_in(cluster):
+    conn = cluster.connect("upgraded")
+    with conn.cursor() as cur:
+        cur.execute("SELECT crm_api.login('ada', 'ada-password-1') ->> 'role'")
+        assert cur.fetchone()[0] == "crm_dashboard_admin"
+    conn.close()
+
+
+def test_versions_agree():
+    """The control file is the one source of the version; META.json and the CHANGELOG follow it."""
+    import json
+    root = os.path.join(HERE, "..", "..")
+    version = default_version()
+    with open(os.path.join(root, "META.json")) as f:
+        meta = json.load(f)
+    assert meta["version"] == version
+    assert all(p["version"] == version for p in meta["provides"].values())
+    with open(os.path.join(root, "CHANGELOG.md")) as f:
+        first = re.search(r"^## (\S+)", f.read(), re.M).group(1)
+    assert first == version
+    assert os.path.exists(os.path.join(root, "updates", f"crm_dashboard--{RELEASED}--{version}.sql")) \
+        or version == RELEASED or any(n.endswith(f"--{version}.sql") for n in os.listdir(os.path.join(root, "updates")))
