@@ -78,10 +78,12 @@ announce_shmem_init(void *area)
 		shared->subscriber_procno[i] = -1;
 }
 
-/* Register the ring and its lock (called while preloading). */
+/* Register the ring and its lock when preloading (else there is no ring). */
 void
 AnnounceInit(void)
 {
+	if (!process_shared_preload_libraries_in_progress)
+		return;
 	crm_shmem_register(ANNOUNCE_AREA, sizeof(AnnounceShared), 1,
 					   (void **) &announce_shared, announce_shmem_init);
 }

@@ -201,6 +201,37 @@ has_duplicate_keys(cJSON *obj)
 	return false;
 }
 
+/*
+ * The claims of a dashboard user's token: username (a string) and gen (its
+ * token generation, an integer); a token without username is a service
+ * token signed with the secret, as PostgREST accepts.
+ */
+static JwtStatus
+read_user_claims(cJSON *p, JwtClaims *claims)
+{
+	cJSON	   *username = cJSON_GetObjectItemCaseSensitive(p, "username");
+	cJSON	   *gen = cJSON_GetObjectItemCaseSensitive(p, "gen");
+
+	claims->generation = -1;
+	if (username != NULL && !cJSON_IsString(username))
+	{
+		claims->reason = "JWT username claim must be a string";
+		return JWT_INVALID;
+	}
+	if (gen != NULL && (!cJSON_IsNumber(gen) || gen->valuedouble < 0 ||
+						gen->valuedouble > (double) PG_INT64_MAX / 2 ||
+						gen->valuedouble != (double) (int64) gen->valuedouble))
+	{
+		claims->reason = "JWT gen claim must be a non-negative integer";
+		return JWT_INVALID;
+	}
+	if (username != NULL)
+		claims->username = pstrdup(username->valuestring);
+	if (gen != NULL)
+		claims->generation = (int64) gen->valuedouble;
+	return JWT_OK;
+}
+
 /* Read the payload: a JSON object with valid times and an optional role. */
 static JwtStatus
 read_payload(const char *json, int64 now, JwtClaims *claims)
@@ -224,6 +255,8 @@ read_payload(const char *json, int64 now, JwtClaims *claims)
 	}
 	if (st == JWT_OK && role != NULL)
 		claims->role = pstrdup(role->valuestring);
+	if (st == JWT_OK)
+		st = read_user_claims(p, claims);
 	cJSON_Delete(p);
 	if (st == JWT_OK)
 		claims->json = pstrdup(json);

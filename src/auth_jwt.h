@@ -24,6 +24,8 @@ typedef struct JwtClaims
 {
 	char	   *json;			/* the payload as sent (palloc'd) */
 	char	   *role;			/* the role claim, or NULL */
+	char	   *username;		/* a dashboard user's token: the username claim, or NULL */
+	int64		generation;		/* the gen claim, or -1 when absent */
 	const char *reason;			/* why the token was refused */
 } JwtClaims;
 

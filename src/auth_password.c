@@ -21,9 +21,9 @@
 #include "utils/json.h"
 #include "utils/memutils.h"
 
-#include "crm_dashboard.h"
-#include "http.h"
+#include "auth.h"
 #include "auth_jwt.h"
+#include "crm_dashboard.h"
 
 /*
  * From libpq/scram.h (exported by the server).  That header pulls in
@@ -80,36 +80,49 @@ crm_dashboard_hash_password(PG_FUNCTION_ARGS)
 	PG_RETURN_TEXT_P(cstring_to_text(pg_be_scram_build_secret(password)));
 }
 
-/* The stored secret and role of username; false when there is no such user. */
+/* A dashboard user as stored, for checking a login and signing its token. */
+typedef struct DashboardUser
+{
+	char	   *secret;
+	char	   *role;
+	char	   *generation;		/* token generation, as text */
+} DashboardUser;
+
+/* The stored secret, role and token generation of username; false when there is no such user. */
 static bool
-lookup_user(const char *username, char **secret, char **role)
+lookup_user(const char *username, DashboardUser *user)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(username)};
 
-	if (SPI_execute_with_args("SELECT password_hash, role FROM crm_dashboard.dashboard_user "
+	if (SPI_execute_with_args("SELECT password_hash, role, token_generation FROM crm_dashboard.dashboard_user "
 							  " WHERE username = $1",
 							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "lookup of dashboard user failed");
+		elog(ERROR, "crm_dashboard: lookup of dashboard user failed");
 	if (SPI_processed == 0)
 		return false;
-	*secret = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	*role = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	user->secret = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	user->role = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	user->generation = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
 	return true;
 }
 
-/* The signed token's claims. */
+/*
+ * The signed token's claims.  "gen" ties the token to the user's token
+ * generation, so that logout and password or role changes revoke it.
+ */
 static char *
-token_payload(const char *username, const char *role, int64 now, int64 exp)
+token_payload(const char *username, const DashboardUser *user, int64 now, int64 exp)
 {
 	StringInfoData buf;
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "{\"role\":");
-	escape_json(&buf, role);
+	escape_json(&buf, user->role);
 	appendStringInfoString(&buf, ",\"username\":");
 	escape_json(&buf, username);
-	appendStringInfo(&buf, ",\"iat\":" INT64_FORMAT ",\"exp\":" INT64_FORMAT "}", now, exp);
+	appendStringInfo(&buf, ",\"gen\":%s,\"iat\":" INT64_FORMAT ",\"exp\":" INT64_FORMAT "}",
+					 user->generation, now, exp);
 	return buf.data;
 }
 
@@ -124,12 +137,23 @@ login_reply(const char *username, const char *role, const char *token, int64 exp
 	if (SPI_execute_with_args("UPDATE crm_dashboard.dashboard_user SET last_login_at = now() "
 							  " WHERE username = $1",
 							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not record the login");
+		elog(ERROR, "crm_dashboard: could not record the login");
 	if (SPI_execute_with_args("SELECT json_build_object('token', $3, 'username', $1, 'role', $2, "
 							  "       'expires_at', to_timestamp($4))::text",
 							  4, types, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not build the login reply");
+		elog(ERROR, "crm_dashboard: could not build the login reply");
 	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+}
+
+/* Refuse to log in at all while no token secret is configured. */
+static void
+check_jwt_configured(void)
+{
+	if (auth_jwt_key()[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("crm_dashboard.jwt_secret is not set"),
+				 errhint("Set crm_dashboard.jwt_secret_file (or jwt_secret) to at least 32 random characters and reload.")));
 }
 
 /*
@@ -139,37 +163,34 @@ login_reply(const char *username, const char *role, const char *token, int64 exp
 Datum
 crm_dashboard_login(PG_FUNCTION_ARGS)
 {
-	char	   *username = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *password = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	char	   *secret = NULL;
-	char	   *role = NULL;
+	char	   *username = crm_arg_text(fcinfo, 0, "username");
+	char	   *password = crm_arg_text(fcinfo, 1, "password");
+	const char *address = auth_client_address() ? auth_client_address() : "[local]";
+	DashboardUser user = {0};
 	bool		found;
 	bool		ok;
 	int64		now = (int64) time(NULL);
 	char	   *reply;
 	text	   *result;
 
-	if (http_jwt_key()[0] == '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("crm_dashboard.jwt_secret is not set"),
-				 errhint("Set crm_dashboard.jwt_secret_file (or jwt_secret) to at least 32 random characters and reload.")));
+	check_jwt_configured();
 	check_password_length(password);
-	login_throttle_check(username);
+	auth_throttle_check(username, address);
 	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	found = lookup_user(username, &secret, &role);
-	ok = scram_verify_plain_password(username, password, found ? secret : dummy_secret());
+		elog(ERROR, "crm_dashboard: SPI_connect failed");
+	found = lookup_user(username, &user);
+	ok = scram_verify_plain_password(username, password, found ? user.secret : dummy_secret());
 	/* counted outside the transaction, which a failed login rolls back */
-	login_throttle_record(username, found && ok);
+	auth_throttle_record(username, address, found && ok);
 	if (!found || !ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PASSWORD),
 				 errmsg("invalid username or password"),
 				 errhint("Check both and try again.")));
-	reply = login_reply(username, role,
-						jwt_sign(token_payload(username, role, now, now + http_jwt_expiry), http_jwt_key()),
-						now + http_jwt_expiry);
+	reply = login_reply(username, user.role,
+						jwt_sign(token_payload(username, &user, now, now + auth_jwt_expiry()),
+								 auth_jwt_key()),
+						now + auth_jwt_expiry());
 	/* the result must outlive SPI's memory */
 	result = SPI_palloc(VARHDRSZ + strlen(reply));
 	SET_VARSIZE(result, VARHDRSZ + strlen(reply));

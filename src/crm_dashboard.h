@@ -27,22 +27,29 @@ extern void crm_check_crm(const char *crm);
 extern CrmModel *crm_resolve_model(const char *crm, const char *model);
 extern List *crm_list_models(const char *crm);
 extern char *crm_qualified_table(const CrmModel *m);
+extern const char *crm_name_problem(const char *name);
+extern void crm_check_argv_name(const CrmModel *m);
 extern void crm_models_as_arrays(List *models, Datum *arrays);
 extern const char *const crm_models_unnest;
 extern const char *const crm_searchable_type_condition;
 
+/* sync_request.c */
+extern bool crm_valid_via(const char *via);
+
 /* history.c */
 extern int64 crm_exact_row_count(const CrmModel *m);
-
-/* auth_throttle.c */
-extern void LoginThrottleInit(void);
-extern void login_throttle_check(const char *username);
-extern void login_throttle_record(const char *username, bool success);
 
 /* util_shmem.c */
 typedef void (*CrmShmemInit) (void *area);
 extern void crm_shmem_register(const char *name, Size size, int locks, void **pointer,
 							   CrmShmemInit init);
+
+/* util_args.c */
+extern bool crm_arg_given(FunctionCallInfo fcinfo, int n);
+extern void crm_arg_null_error(const char *name) pg_attribute_noreturn();
+extern char *crm_arg_text(FunctionCallInfo fcinfo, int n, const char *name);
+extern char *crm_arg_text_or_null(FunctionCallInfo fcinfo, int n);
+extern bool crm_arg_bool_or(FunctionCallInfo fcinfo, int n, bool dflt);
 
 /* util_srf.c */
 extern void crm_materialize_query(FunctionCallInfo fcinfo, const char *sql, int nargs,

@@ -18,6 +18,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "mb/pg_wchar.h"
 #include "utils/varlena.h"
 
 #include "crm_dashboard.h"
@@ -278,6 +279,58 @@ const char *const crm_models_unnest =
 const char *const crm_searchable_type_condition = "t.typcategory = 'S'";
 
 /*
+ * Why a CRM or model name may not be placed in a command's argv, or NULL
+ * when it may.  Names become arguments of the sync command, so one that
+ * starts with "-" would be read as an option ("--settings=evil"), and
+ * anything beyond lower-case letters, digits and "_" may mean something to
+ * the command or the shell a user later pastes it into.
+ */
+const char *
+crm_name_problem(const char *name)
+{
+	const char *c;
+
+	if (name[0] == '\0')
+		return "it is empty";
+	if (name[0] == '-')
+		return "it starts with \"-\", so a command would read it as an option";
+	for (c = name; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
+			return psprintf("it contains \"%s\"; only a-z, 0-9 and _ are allowed",
+							pnstrdup(c, pg_mblen(c)));
+	return NULL;
+}
+
+/* crm_dashboard.name_problem(name): crm_name_problem for SQL (discovery shows it). */
+PG_FUNCTION_INFO_V1(crm_dashboard_name_problem);
+Datum
+crm_dashboard_name_problem(PG_FUNCTION_ARGS)
+{
+	const char *problem = crm_name_problem(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+
+	if (problem == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(problem));
+}
+
+/* Refuse a name that may not go into argv, saying why and what to do. */
+void
+crm_check_argv_name(const CrmModel *m)
+{
+	const char *problem = crm_name_problem(m->model);
+
+	if (problem == NULL)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_NAME),
+			 errmsg("model \"%s\" of CRM \"%s\" cannot be synced: its name is not safe in a command line",
+					m->model, m->crm),
+			 errdetail("The model name is passed to the sync command, and %s.", problem),
+			 errhint("Rename the table, e.g. ALTER TABLE %s RENAME TO %s_<name>, using only a-z, 0-9 and _.",
+					 crm_qualified_table(m), m->crm)));
+}
+
+/*
  * model_columns(crm, model): the columns of one model, or of every model when
  * both are NULL.
  */
@@ -285,13 +338,15 @@ PG_FUNCTION_INFO_V1(crm_dashboard_model_columns);
 Datum
 crm_dashboard_model_columns(PG_FUNCTION_ARGS)
 {
-	char	   *crm = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *model = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *crm = crm_arg_text_or_null(fcinfo, 0);
+	char	   *model = crm_arg_text_or_null(fcinfo, 1);
 	List	   *models;
 	Datum		arrays[5];
 	Oid			types[5] = {TEXTARRAYOID, TEXTARRAYOID, OIDARRAYOID, TEXTARRAYOID, FLOAT8ARRAYOID};
 	char	   *sql;
 
+	if (model != NULL && crm == NULL)
+		crm_arg_null_error("crm");
 	if (model != NULL)
 		models = list_make1(crm_resolve_model(crm, model));
 	else

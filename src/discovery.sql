@@ -4,6 +4,15 @@
 -- PostgREST.  It is SECURITY DEFINER because viewers may not read the CRM
 -- tables themselves.
 
+-- Why a model's name may not go into a sync command's argv, or NULL.
+CREATE FUNCTION crm_dashboard.name_problem(name text) RETURNS text
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'crm_dashboard_name_problem';
+COMMENT ON FUNCTION crm_dashboard.name_problem(text) IS
+    'Private: why a CRM or model name is not safe in a command line (it starts with "-", or holds characters beyond a-z, 0-9 and _), or NULL.';
+REVOKE ALL ON FUNCTION crm_dashboard.name_problem(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm_dashboard.name_problem(text) TO crm_dashboard_viewer;
+
 CREATE FUNCTION crm_dashboard.model_columns(
     crm text, model text,
     OUT crm text, OUT model text, OUT "position" integer, OUT name text,

@@ -109,7 +109,7 @@ PG_FUNCTION_INFO_V1(crm_dashboard_crm_models);
 Datum
 crm_dashboard_crm_models(PG_FUNCTION_ARGS)
 {
-	char	   *crm = PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *crm = crm_arg_text_or_null(fcinfo, 0);
 
 	materialize_over_models(fcinfo, crm_models_query, crm_list_models(crm));
 	return (Datum) 0;
@@ -150,6 +150,7 @@ static const char *const model_detail_query =
 "  'estimated_rows', CASE WHEN $4::float8 >= 0 THEN $4::float8::bigint END, "
 "  'exact_rows', $5::bigint, "
 "  'updated_column', (" "%s" "), "
+"  'name_problem', crm_dashboard.name_problem($2::text), "
 "  'health', " HEALTH_OF("h.status") ", "
 "  'latest_run', CASE WHEN h.id IS NULL THEN NULL ELSE json_build_object("
 "      'id', h.id, 'status', h.status, 'start_time', h.start_time, 'end_time', h.end_time, "
@@ -177,8 +178,10 @@ PG_FUNCTION_INFO_V1(crm_dashboard_model_detail);
 Datum
 crm_dashboard_model_detail(PG_FUNCTION_ARGS)
 {
-	CrmModel   *m;
-	bool		exact = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
+	char	   *crm = crm_arg_text(fcinfo, 0, "crm");
+	char	   *model = crm_arg_text(fcinfo, 1, "model");
+	CrmModel   *m = crm_resolve_model(crm, model);
+	bool		exact = crm_arg_bool_or(fcinfo, 2, false);
 	Oid			types[6] = {TEXTOID, TEXTOID, TEXTOID, FLOAT8OID, INT8OID, OIDOID};
 	Datum		values[6];
 	char		nulls[6] = {' ', ' ', ' ', ' ', exact ? ' ' : 'n', ' '};
@@ -186,11 +189,6 @@ crm_dashboard_model_detail(PG_FUNCTION_ARGS)
 	Datum		result;
 	bool		isnull;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("crm and model must not be null")));
-	m = crm_resolve_model(text_to_cstring(PG_GETARG_TEXT_PP(0)), text_to_cstring(PG_GETARG_TEXT_PP(1)));
 
 	values[0] = CStringGetTextDatum(m->crm);
 	values[1] = CStringGetTextDatum(m->model);

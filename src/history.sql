@@ -35,9 +35,10 @@ COMMENT ON VIEW crm_api.crm_sources IS
     'One row per CRM: model count, estimated records, last sync and health (success, warning, error, running, never).';
 
 CREATE VIEW crm_api.crm_models AS
-    SELECT * FROM crm_dashboard.crm_models(NULL);
+    SELECT m.*, crm_dashboard.name_problem(m.model) AS name_problem
+      FROM crm_dashboard.crm_models(NULL) m;
 COMMENT ON VIEW crm_api.crm_models IS
-    'One row per model (table <crm>_<model>): estimated rows, latest run and its figures, active run.';
+    'One row per model (table <crm>_<model>): estimated rows, latest run and its figures, active run; name_problem says why a model cannot be synced.';
 
 CREATE FUNCTION crm_api.model_detail(crm text, model text, exact_count boolean DEFAULT false)
 RETURNS json

@@ -30,86 +30,11 @@
 int			http_port = 0;
 char	   *http_listen = NULL;
 int			http_workers = 2;
-char	   *http_jwt_secret = NULL;
-char	   *http_jwt_secret_file = NULL;
-int			http_jwt_expiry = 8 * 3600;
 char	   *http_anon_role = NULL;
 char	   *http_ui_directory = NULL;
 int			http_max_connections = 256;
 int			http_max_body = 1024 * 1024;
 int			http_request_timeout = 30;
-
-/* A JWT secret is either unset or long enough to resist brute force. */
-static bool
-check_jwt_secret(char **newval, void **extra, GucSource source)
-{
-	if (*newval != NULL && (*newval)[0] != '\0' && strlen(*newval) < 32)
-	{
-		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
-		GUC_check_errmsg("crm_dashboard.jwt_secret must be at least 32 characters long");
-		return false;
-	}
-	return true;
-}
-
-/* The secret read from crm_dashboard.jwt_secret_file (a GUC "extra"). */
-static char *file_secret = NULL;
-
-/* Read a secret file: its text without trailing white space, or NULL. */
-static char *
-read_secret_file(const char *path)
-{
-	char		buf[4097];
-	size_t		n;
-	FILE	   *f = fopen(path, "r");
-
-	if (f == NULL)
-		return NULL;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	while (n > 0 && isspace((unsigned char) buf[n - 1]))
-		buf[--n] = '\0';
-	return strdup(buf);
-}
-
-/* A secret file must be readable and hold at least 32 characters. */
-static bool
-check_jwt_secret_file(char **newval, void **extra, GucSource source)
-{
-	char	   *secret;
-
-	if (*newval == NULL || (*newval)[0] == '\0')
-		return true;
-	secret = read_secret_file(*newval);
-	if (secret == NULL || strlen(secret) < 32)
-	{
-		free(secret);
-		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
-		GUC_check_errmsg("crm_dashboard.jwt_secret_file \"%s\" must be a readable file of at least 32 characters",
-						 *newval);
-		return false;
-	}
-	/* a GUC "extra" is malloc'd; the GUC machinery frees it */
-	*extra = secret;
-	return true;
-}
-
-/* Keep the secret read by the check hook. */
-static void
-assign_jwt_secret_file(const char *newval, void *extra)
-{
-	file_secret = extra;
-}
-
-/* The secret that signs and verifies tokens: the file's, else the setting's. */
-const char *
-http_jwt_key(void)
-{
-	if (file_secret != NULL && file_secret[0] != '\0')
-		return file_secret;
-	return http_jwt_secret ? http_jwt_secret : "";
-}
 
 /*
  * Define the listening settings (restart to change).  PGC_POSTMASTER
@@ -136,30 +61,12 @@ define_listen_settings(void)
 							&http_workers, 2, 1, 32, ctx, 0, NULL, NULL, NULL);
 }
 
-/* Define authentication and UI settings (reloadable). */
+/* Define the anonymous role and UI settings (reloadable). */
 static void
 define_auth_settings(void)
 {
 	char		sharedir[MAXPGPATH];
 
-	DefineCustomStringVariable("crm_dashboard.jwt_secret",
-							   "Secret for HS256 tokens (at least 32 characters).",
-							   "Only superusers can read it.  Reload to change.",
-							   &http_jwt_secret, "", PGC_SIGHUP,
-							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
-							   check_jwt_secret, NULL, NULL);
-	DefineCustomStringVariable("crm_dashboard.jwt_secret_file",
-							   "File holding the token secret; wins over crm_dashboard.jwt_secret.",
-							   "Read at start and on reload.  Unlike jwt_secret, the secret itself never "
-							   "appears in the server log's \"parameter changed\" lines.",
-							   &http_jwt_secret_file, "", PGC_SIGHUP,
-							   GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE,
-							   check_jwt_secret_file, assign_jwt_secret_file, NULL);
-	DefineCustomIntVariable("crm_dashboard.jwt_expiry",
-							"Lifetime of tokens issued by crm_api.login.",
-							"Range 60 s .. 30 days.",
-							&http_jwt_expiry, 8 * 3600, 60, 30 * 86400, PGC_SIGHUP,
-							GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomStringVariable("crm_dashboard.anon_role",
 							   "Role for HTTP requests without a token; empty refuses them (401).",
 							   NULL, &http_anon_role, "", PGC_SIGHUP, 0, NULL, NULL, NULL);

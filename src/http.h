@@ -20,9 +20,6 @@
 extern int	http_port;
 extern char *http_listen;
 extern int	http_workers;
-extern char *http_jwt_secret;
-extern char *http_jwt_secret_file;
-extern int	http_jwt_expiry;
 extern char *http_anon_role;
 extern char *http_ui_directory;
 extern int	http_max_connections;
@@ -74,6 +71,8 @@ typedef struct HttpRequest
 	bool		anonymous;
 	char	   *role;
 	char	   *claims;
+	char	   *username;		/* a dashboard user's token, else NULL */
+	int64		generation;		/* its token generation, -1 when none */
 
 	HttpReply	reply;
 	struct MHD_Response *stream;	/* a prepared callback response (SSE) */
@@ -82,7 +81,6 @@ typedef struct HttpRequest
 
 /* http.c */
 extern void HttpInit(void);
-extern const char *http_jwt_key(void);
 extern PGDLLEXPORT void HttpWorkerMain(Datum main_arg);
 
 /* http_conn.c */
@@ -127,6 +125,7 @@ extern void http_add_common_headers(struct MHD_Response *resp);
 /* http_auth.c */
 extern bool http_authenticate(HttpRequest *req, bool login_route);
 extern bool http_check_role(HttpRequest *req);
+extern bool http_check_token(HttpRequest *req);
 extern void http_set_request_settings(HttpRequest *req);
 
 /* http_txn.c */

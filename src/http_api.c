@@ -7,6 +7,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "executor/spi.h"
+
+#include "auth.h"
 #include "http.h"
 
 /* Media types we can answer with, by name. */
@@ -67,14 +70,33 @@ set_login_cookie(HttpRequest *req)
 	if (cJSON_IsString(token))
 		http_reply_header(req, MHD_HTTP_HEADER_SET_COOKIE,
 						  psprintf("%s=%s; HttpOnly; SameSite=Strict; Path=/api; Max-Age=%d",
-								   HTTP_COOKIE, token->valuestring, http_jwt_expiry));
+								   HTTP_COOKIE, token->valuestring, auth_jwt_expiry()));
 	cJSON_Delete(doc);
 }
 
-/* POST /api/rpc/logout: clear the login cookie. */
+/* Inside the request's transaction: revoke the signed-in user's tokens. */
+static void
+revoke_tokens(HttpRequest *req, void *arg)
+{
+	if (SPI_execute("SELECT crm_api.logout()", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "crm_dashboard: logout failed");
+}
+
+/*
+ * POST /api/rpc/logout: revoke the dashboard user's tokens (every session of
+ * theirs ends at once) and clear the login cookie.  Logging out with a token
+ * that is already invalid, or none, still clears the cookie.
+ */
 static void
 logout(HttpRequest *req)
 {
+	if (http_authenticate(req, false) && req->username != NULL)
+		http_in_transaction(req, revoke_tokens, NULL);
+	if (req->reply.status >= 500)
+		return;
+	req->reply.headers = NIL;
+	resetStringInfo(&req->reply.body);
+	req->reply.content_type = NULL;
 	req->reply.status = MHD_HTTP_NO_CONTENT;
 	http_reply_header(req, MHD_HTTP_HEADER_SET_COOKIE,
 					  HTTP_COOKIE "=; HttpOnly; SameSite=Strict; Path=/api; Max-Age=0");

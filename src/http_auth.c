@@ -10,17 +10,22 @@
  */
 #include "postgres.h"
 
+#include <arpa/inet.h>
 #include <time.h>
 
 #include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/formatting.h"
 #include "utils/json.h"
 
 #include "http.h"
+#include "auth.h"
 #include "auth_jwt.h"
 
 /* The token of a request: Bearer header first, then the login cookie. */
@@ -78,14 +83,14 @@ http_authenticate(HttpRequest *req, bool login_route)
 	}
 	if (token == NULL || token[0] == '\0')
 		return authenticate_anonymous(req, login_route);
-	if (http_jwt_key()[0] == '\0')
+	if (auth_jwt_key()[0] == '\0')
 	{
 		http_reply_error(req, 500, "PGRST300", "Server lacks JWT secret", NULL,
 						 "Set crm_dashboard.jwt_secret_file (or jwt_secret) and reload.");
 		return false;
 	}
 	old = MemoryContextSwitchTo(req->ctx);
-	st = jwt_verify(token, http_jwt_key(), (int64) time(NULL), &claims);
+	st = jwt_verify(token, auth_jwt_key(), (int64) time(NULL), &claims);
 	MemoryContextSwitchTo(old);
 	if (st == JWT_EXPIRED)
 		http_reply_error(req, 401, "PGRST303", claims.reason, NULL, NULL);
@@ -97,8 +102,39 @@ http_authenticate(HttpRequest *req, bool login_route)
 	{
 		req->role = claims.role;
 		req->claims = claims.json;
+		req->username = claims.username;
+		req->generation = claims.generation;
 		return true;
 	}
+	return false;
+}
+
+/*
+ * Inside the request's transaction, before the role switch (with SPI
+ * connected): whether a dashboard user's token is still valid.  Logout, a
+ * password or role change and deleting the user revoke it at once.
+ * Replies 401 and returns false otherwise.
+ */
+bool
+http_check_token(HttpRequest *req)
+{
+	Oid			types[3] = {TEXTOID, TEXTOID, INT8OID};
+	Datum		values[3];
+	bool		isnull;
+
+	if (req->username == NULL)
+		return true;
+	values[0] = CStringGetTextDatum(req->username);
+	values[1] = CStringGetTextDatum(req->role);
+	values[2] = Int64GetDatum(req->generation);
+	if (SPI_execute_with_args("SELECT crm_dashboard.token_is_current($1, $2, $3)",
+							  3, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "crm_dashboard: token check failed");
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		return true;
+	http_reply_error(req, 401, "PGRST301", "JWT has been revoked",
+					 "The user logged out, their password or role changed, or they were deleted.",
+					 "Log in again.");
 	return false;
 }
 
@@ -159,6 +195,24 @@ headers_json(HttpRequest *req)
 	return buf.data;
 }
 
+/* The client's address as text, or "[unknown]". */
+static char *
+client_address(HttpRequest *req)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char		buf[INET6_ADDRSTRLEN];
+	const struct sockaddr *sa = info ? info->client_addr : NULL;
+
+	if (sa != NULL && sa->sa_family == AF_INET &&
+		inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, buf, sizeof(buf)))
+		return pstrdup(buf);
+	if (sa != NULL && sa->sa_family == AF_INET6 &&
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, buf, sizeof(buf)))
+		return pstrdup(buf);
+	return pstrdup("[unknown]");
+}
+
 /* Set one transaction-local setting. */
 static void
 set_local(const char *name, const char *value)
@@ -179,5 +233,8 @@ http_set_request_settings(HttpRequest *req)
 	set_local("request.method", req->method);
 	set_local("request.path", req->url);
 	set_local("request.headers", headers);
+	/* who asked, in settings only a superuser (this worker) can set */
+	set_local(AUTH_REQUEST_USER_SETTING, req->username ? req->username : "");
+	set_local(AUTH_CLIENT_ADDRESS_SETTING, client_address(req));
 	set_local("role", req->role);
 }

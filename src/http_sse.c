@@ -9,7 +9,9 @@
  * suspended connection: libmicrohttpd does not poll it, so idle clients
  * cost no CPU.  Each client's buffer is bounded; a client too slow to
  * drain it is dropped rather than allowed to hold memory or block others.
- * A stream ends when the token it was opened with expires.
+ * A stream ends when the token it was opened with expires, and within
+ * SSE_TOKEN_CHECK_MS of it being revoked (logout, a password or role change,
+ * deleting the user): streams of dashboard users are checked in one query.
  */
 #include "postgres.h"
 
@@ -17,7 +19,12 @@
 
 #include <cjson/cJSON.h>
 
+#include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/snapmgr.h"
 #include "lib/ilist.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -31,6 +38,7 @@
 #define SSE_BLOCK_SIZE (16 * 1024)
 #define SSE_SOCKET_BUFFER (64 * 1024)	/* kernel send buffer of a stream */
 #define SSE_REPLAY_MAX 4096		/* at least the announcement ring's size */
+#define SSE_TOKEN_CHECK_MS (3 * 1000)	/* how often streams' tokens are re-checked */
 
 /* One connected event-stream client. */
 typedef struct SseClient
@@ -43,11 +51,15 @@ typedef struct SseClient
 	bool		suspended;
 	bool		dropped;
 	TimestampTz expires;		/* when its token expires, or 0 */
+	char	   *username;		/* a dashboard user's token: who, with which role */
+	char	   *role;
+	int64		generation;		/* and token generation */
 } SseClient;
 
 static dlist_head clients = DLIST_STATIC_INIT(clients);
 static uint64 ring_seq = 0;		/* newest event this worker has fanned out */
 static TimestampTz next_heartbeat = 0;
+static TimestampTz next_token_check = 0;
 
 /* Subscribe this worker to the announcement ring (once, at start). */
 void
@@ -235,6 +247,12 @@ http_sse_start(HttpRequest *req)
 	c = MemoryContextAllocZero(TopMemoryContext, sizeof(SseClient));
 	c->conn = req->conn;
 	c->expires = stream_expiry(req);
+	if (req->username != NULL)
+	{
+		c->username = MemoryContextStrdup(TopMemoryContext, req->username);
+		c->role = MemoryContextStrdup(TopMemoryContext, req->role);
+		c->generation = req->generation;
+	}
 	c->buf.data = NULL;
 	{
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
@@ -273,6 +291,11 @@ http_sse_forget(HttpRequest *req)
 		return;
 	dlist_delete(&c->node);
 	pfree(c->buf.data);
+	if (c->username)
+	{
+		pfree(c->username);
+		pfree(c->role);
+	}
 	pfree(c);
 	req->sse = NULL;
 }
@@ -334,6 +357,120 @@ expire_clients(void)
 	}
 }
 
+/* Whether any open stream belongs to a dashboard user's token. */
+static bool
+any_user_stream(void)
+{
+	dlist_iter	it;
+
+	dlist_foreach(it, &clients)
+	{
+		if (dlist_container(SseClient, node, it.cur)->username != NULL)
+			return true;
+	}
+	return false;
+}
+
+/* The streams of dashboard users, with their token claims as parallel arrays. */
+static int
+user_streams(SseClient ***streams, Datum *names, Datum *roles, Datum *gens)
+{
+	dlist_iter	it;
+	int			n = 0;
+	int			cap = 16;
+	Datum	   *u = palloc(sizeof(Datum) * cap);
+	Datum	   *r = palloc(sizeof(Datum) * cap);
+	Datum	   *g = palloc(sizeof(Datum) * cap);
+
+	*streams = palloc(sizeof(SseClient *) * cap);
+	dlist_foreach(it, &clients)
+	{
+		SseClient  *c = dlist_container(SseClient, node, it.cur);
+
+		if (c->username == NULL || c->dropped)
+			continue;
+		if (n == cap)
+		{
+			cap *= 2;
+			*streams = repalloc(*streams, sizeof(SseClient *) * cap);
+			u = repalloc(u, sizeof(Datum) * cap);
+			r = repalloc(r, sizeof(Datum) * cap);
+			g = repalloc(g, sizeof(Datum) * cap);
+		}
+		(*streams)[n] = c;
+		u[n] = CStringGetTextDatum(c->username);
+		r[n] = CStringGetTextDatum(c->role);
+		g[n] = Int64GetDatum(c->generation);
+		n++;
+	}
+	*names = PointerGetDatum(construct_array(u, n, TEXTOID, -1, false, TYPALIGN_INT));
+	*roles = PointerGetDatum(construct_array(r, n, TEXTOID, -1, false, TYPALIGN_INT));
+	*gens = PointerGetDatum(construct_array(g, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return n;
+}
+
+/* In a transaction: drop the streams whose token has been revoked. */
+static void
+drop_revoked_streams(void)
+{
+	SseClient **streams;
+	Oid			types[3] = {TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+	Datum		values[3];
+	int			n = user_streams(&streams, &values[0], &values[1], &values[2]);
+
+	if (n == 0)
+		return;
+	if (SPI_execute_with_args("SELECT c.i::int4 FROM unnest($1::text[], $2::text[], $3::int8[]) "
+							  "  WITH ORDINALITY AS c(username, role, gen, i) "
+							  " WHERE NOT crm_dashboard.token_is_current(c.username, c.role, c.gen)",
+							  3, types, values, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "crm_dashboard: token check of event streams failed");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int32		k = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (k >= 1 && k <= n)
+			streams[k - 1]->dropped = true;
+	}
+}
+
+/*
+ * Every SSE_TOKEN_CHECK_MS: end the streams of revoked tokens.  A failure
+ * (the extension being dropped, say) is logged and tried again next time.
+ */
+static void
+check_stream_tokens(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (now < next_token_check || !any_user_stream())
+		return;
+	next_token_check = now + SSE_TOKEN_CHECK_MS * INT64CONST(1000);
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "crm_dashboard: SPI_connect failed");
+		PushActiveSnapshot(GetTransactionSnapshot());
+		drop_revoked_streams();
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+}
+
 /* Called from the wait loop: new events and heartbeats, then resume. */
 void
 http_sse_poll(void)
@@ -350,6 +487,7 @@ http_sse_poll(void)
 	fan_out();
 	heartbeat();
 	expire_clients();
+	check_stream_tokens();
 	dlist_foreach(it, &clients)
 	{
 		SseClient  *c = dlist_container(SseClient, node, it.cur);
@@ -366,7 +504,7 @@ http_sse_poll(void)
 long
 http_sse_next_timeout_ms(void)
 {
-	TimestampTz next = next_heartbeat;
+	TimestampTz next = any_user_stream() ? Min(next_heartbeat, next_token_check) : next_heartbeat;
 	dlist_iter	it;
 	long		secs;
 	int			usecs;

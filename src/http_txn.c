@@ -30,10 +30,17 @@ run_transaction(HttpRequest *req, HttpTxnFn fn, void *arg)
 		AbortCurrentTransaction();
 		return;
 	}
-	http_set_request_settings(req);
 	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+		elog(ERROR, "crm_dashboard: SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
+	if (!http_check_token(req))
+	{
+		SPI_finish();
+		PopActiveSnapshot();
+		AbortCurrentTransaction();
+		return;
+	}
+	http_set_request_settings(req);
 	fn(req, arg);
 	SPI_finish();
 	PopActiveSnapshot();

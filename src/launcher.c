@@ -123,7 +123,6 @@ LauncherInit(void)
 
 	crm_shmem_register("crm_dashboard launcher", sizeof(LauncherShared), 0,
 					   (void **) &launcher_shared, launcher_shmem_init);
-	AnnounceInit();
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;

@@ -38,22 +38,16 @@ typedef struct PageRow
 	char	  **keys;			/* spec->nkeys values; keys[0] is NULL in segment 1 */
 } PageRow;
 
-/* The text argument n as a C string, or NULL. */
-static char *
-arg_cstring(FunctionCallInfo fcinfo, int n)
-{
-	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
-}
-
 /* The model, sort and search of a call whose first arguments are (crm, model). */
 static PageSpec *
 spec_from_args(FunctionCallInfo fcinfo, int search_arg, int sort_arg, int desc_arg)
 {
-	bool		descending = !PG_ARGISNULL(desc_arg) && PG_GETARG_BOOL(desc_arg);
+	char	   *crm = crm_arg_text(fcinfo, 0, "crm");
+	char	   *model = crm_arg_text(fcinfo, 1, "model");
+	bool		descending = crm_arg_bool_or(fcinfo, desc_arg, false);
 
-	return paging_spec(arg_cstring(fcinfo, 0), arg_cstring(fcinfo, 1),
-					   arg_cstring(fcinfo, sort_arg), descending,
-					   arg_cstring(fcinfo, search_arg));
+	return paging_spec(crm, model, crm_arg_text_or_null(fcinfo, sort_arg), descending,
+					   crm_arg_text_or_null(fcinfo, search_arg));
 }
 
 /* Run one segment's query inside SPI, copying up to limit rows into rows[] in the caller's context. */
@@ -288,8 +282,8 @@ portable_key_output(void)
 Datum
 crm_dashboard_model_rows(PG_FUNCTION_ARGS)
 {
-	int			per_page = PG_ARGISNULL(3) ? PAGING_DEFAULT_PER_PAGE : PG_GETARG_INT32(3);
-	char	   *after_text = arg_cstring(fcinfo, 2);
+	int			per_page = crm_arg_given(fcinfo, 3) ? PG_GETARG_INT32(3) : PAGING_DEFAULT_PER_PAGE;
+	char	   *after_text = crm_arg_text_or_null(fcinfo, 2);
 	PageSpec   *spec;
 	PageCursor *after = NULL;
 	int			nestlevel;
@@ -361,7 +355,9 @@ crm_dashboard_export_rows(PG_FUNCTION_ARGS)
 Datum
 crm_dashboard_count_rows(PG_FUNCTION_ARGS)
 {
-	CrmModel   *m = crm_resolve_model(arg_cstring(fcinfo, 0), arg_cstring(fcinfo, 1));
+	char	   *crm = crm_arg_text(fcinfo, 0, "crm");
+	char	   *model = crm_arg_text(fcinfo, 1, "model");
+	CrmModel   *m = crm_resolve_model(crm, model);
 
 	PG_RETURN_INT64(crm_exact_row_count(m));
 }

@@ -23,6 +23,13 @@ REVOKE ALL ON crm_dashboard.sync_schedule FROM PUBLIC;
 GRANT SELECT ON crm_dashboard.sync_schedule TO crm_dashboard_viewer;
 SELECT pg_catalog.pg_extension_config_dump('crm_dashboard.sync_schedule', '');
 
+-- Private: refuse a cron expression pg_cron would not run as written (src/schedules_cron.c).
+CREATE FUNCTION crm_dashboard.check_schedule(cron text) RETURNS void
+LANGUAGE C IMMUTABLE
+AS 'MODULE_PATHNAME', 'crm_dashboard_check_schedule';
+COMMENT ON FUNCTION crm_dashboard.check_schedule(text) IS
+    'Private: raise invalid_parameter_value unless cron is five cron fields or a macro such as @daily, exactly as pg_cron 1.4 reads them.';
+
 -- Private: fail clearly when pg_cron is not installed here.
 CREATE FUNCTION crm_dashboard.require_pg_cron() RETURNS void
 LANGUAGE plpgsql
@@ -103,18 +110,15 @@ BEGIN
     PERFORM crm_dashboard.require_pg_cron();
     -- the same validation as start_sync: CRM, model, options, a registered command
     PERFORM crm_dashboard.command_preview(crm, model, options);
-    IF cron IS NULL OR btrim(cron) = '' THEN
-        RAISE EXCEPTION 'schedule must not be empty'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Use cron syntax such as ''*/15 * * * *''.';
-    END IF;
+    -- the syntax pg_cron runs as written: it would ignore extra fields
+    PERFORM crm_dashboard.check_schedule(cron);
     job_name := format('crm_dashboard:%s:%s:%s', crm, model,
                        substr(md5(clock_timestamp()::text || random()::text), 1, 8));
     command := format('SELECT crm_dashboard.start_sync(%L, %L, %L::jsonb, via => %L)',
                       crm, model, coalesce(options, '{}')::text, 'schedule');
     BEGIN
         EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job USING job_name, cron, command;
-    EXCEPTION WHEN others THEN
+    EXCEPTION WHEN invalid_parameter_value THEN
         RAISE EXCEPTION 'invalid schedule "%"', cron
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = SQLERRM,
@@ -148,7 +152,7 @@ $$;
 COMMENT ON FUNCTION crm_api.unschedule_sync(bigint) IS
     'Remove a schedule made by schedule_sync; false when there is no such schedule.';
 
-REVOKE ALL ON FUNCTION crm_dashboard.require_pg_cron(), crm_dashboard.schedule_list(),
+REVOKE ALL ON FUNCTION crm_dashboard.check_schedule(text), crm_dashboard.require_pg_cron(), crm_dashboard.schedule_list(),
     crm_dashboard.prune_schedules() FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm_api.schedule_sync(text, text, text, jsonb), crm_api.unschedule_sync(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm_dashboard.schedule_list() TO crm_dashboard_viewer;

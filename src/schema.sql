@@ -56,6 +56,13 @@ INSERT INTO crm_dashboard.crm_source (name, display_name, icon, table_prefix, so
     ('gsheet',      'Google Sheets', '📊', 'gsheet_',      9),
     ('five9',       'Five9',         '☎️', 'five9_',      10);
 
+-- How a run can have been asked for (the list lives in src/sync_request.c).
+CREATE FUNCTION crm_dashboard.valid_via(via text) RETURNS boolean
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'crm_dashboard_valid_via';
+COMMENT ON FUNCTION crm_dashboard.valid_via(text) IS
+    'Private: whether a run''s requested_via is sql, ui, api, schedule or external.';
+
 -- One row per sync run.  The first fourteen columns are exactly those of the
 -- ingestion app's SyncHistory model, so that app can keep writing here; the
 -- rest is what supervising a run needs.
@@ -97,7 +104,7 @@ CREATE TABLE crm_dashboard.sync_history (
     CONSTRAINT sync_history_finished_has_end
         CHECK (status IN ('queued', 'running') OR end_time IS NOT NULL),
     CONSTRAINT sync_history_requested_via_check
-        CHECK (requested_via IN ('sql', 'ui', 'api', 'schedule', 'external'))
+        CHECK (crm_dashboard.valid_via(requested_via))
 );
 COMMENT ON TABLE crm_dashboard.sync_history IS
     'One row per sync run: the ingestion app''s SyncHistory columns plus supervision columns.';

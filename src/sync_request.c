@@ -29,12 +29,34 @@
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
 
+#include "auth.h"
 #include "crm_dashboard.h"
 #include "launcher.h"
 
 PG_FUNCTION_INFO_V1(crm_dashboard_start_sync);
 PG_FUNCTION_INFO_V1(crm_dashboard_command_preview);
 PG_FUNCTION_INFO_V1(crm_dashboard_wake_launcher);
+PG_FUNCTION_INFO_V1(crm_dashboard_valid_via);
+
+/* How a run can have been asked for: the one list (sync_history's CHECK uses it too). */
+static const char *const via_values[] = {"sql", "ui", "api", "schedule", "external"};
+
+/* Whether via is one of via_values. */
+bool
+crm_valid_via(const char *via)
+{
+	for (int i = 0; i < lengthof(via_values); i++)
+		if (strcmp(via, via_values[i]) == 0)
+			return true;
+	return false;
+}
+
+/* crm_dashboard.valid_via(via): the same, for sync_history's CHECK constraint. */
+Datum
+crm_dashboard_valid_via(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(crm_valid_via(text_to_cstring(PG_GETARG_TEXT_PP(0))));
+}
 
 #define OPTIONS_HINT "Valid options: force, full, dry_run, debug (booleans), since (\"YYYY-MM-DD\"), max_records (1..100000000), batch_size (1..100000), timeout (seconds, 1..86400)."
 
@@ -366,15 +388,47 @@ compare_estimates(const ListCell *a, const ListCell *b)
 												((CrmModel *) lfirst(b))->model);
 }
 
-/* Validate the CRM and model; returns the models to run (one, or all in order). */
+/* The models of an "all" request whose names may go into argv; notes the others. */
+static List *
+safe_models(List *models)
+{
+	List	   *safe = NIL;
+	ListCell   *lc;
+
+	foreach(lc, models)
+	{
+		CrmModel   *m = lfirst(lc);
+		const char *problem = crm_name_problem(m->model);
+
+		if (problem == NULL)
+			safe = lappend(safe, m);
+		else
+			ereport(NOTICE,
+					(errmsg("skipping model \"%s\" of CRM \"%s\": its name is not safe in a command line",
+							m->model, m->crm),
+					 errdetail("The model name is passed to the sync command, and %s.", problem)));
+	}
+	return safe;
+}
+
+/*
+ * Validate the CRM and model; returns the models to run (one, or all in
+ * order).  A model whose name is unsafe in argv is refused (or, in "all",
+ * skipped with a notice).
+ */
 static List *
 resolve_models(const char *crm, const char *model)
 {
 	List	   *models;
 
 	if (strcmp(model, "all") != 0)
-		return list_make1(crm_resolve_model(crm, model));
-	models = list_copy(crm_list_models(crm));
+	{
+		CrmModel   *m = crm_resolve_model(crm, model);
+
+		crm_check_argv_name(m);
+		return list_make1(m);
+	}
+	models = safe_models(crm_list_models(crm));
 	if (models == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -388,9 +442,9 @@ resolve_models(const char *crm, const char *model)
 Datum
 crm_dashboard_command_preview(PG_FUNCTION_ARGS)
 {
-	char	   *crm = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *model = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	Jsonb	   *options = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
+	char	   *crm = crm_arg_text(fcinfo, 0, "crm");
+	char	   *model = crm_arg_text(fcinfo, 1, "model");
+	Jsonb	   *options = crm_arg_given(fcinfo, 2) ? PG_GETARG_JSONB_P(2) : NULL;
 	List	   *models = resolve_models(crm, model);
 	SyncOptions opts = parse_options(options);
 	SyncCommand *cmd;
@@ -467,28 +521,31 @@ check_launcher(void)
 					 crm_launcher_database)));
 }
 
-/* Who asked and how: 'ui' when the HTTP server set JWT claims, else 'sql'. */
+/*
+ * Who asked and how.  The bundled HTTP server names the dashboard user in
+ * crm_dashboard.request_user, a setting only superusers can set, so a
+ * request through it is recorded as that user, via 'ui'.  Anyone else is
+ * recorded as their session user, via 'sql' (request.jwt.claims, which any
+ * session may set, is never trusted).  via_arg overrides how (pg_cron jobs
+ * pass 'schedule'); it is a private argument of crm_dashboard.start_sync.
+ */
 static void
 requester(const char *via_arg, char **via, char **username)
 {
-	const char *claims = GetConfigOption("request.jwt.claims", true, false);
-	cJSON	   *json = claims && claims[0] ? cJSON_Parse(claims) : NULL;
-	cJSON	   *name = json ? cJSON_GetObjectItemCaseSensitive(json, "username") : NULL;
+	const char *dashboard_user = auth_request_user();
 
-	*username = cJSON_IsString(name) ? pstrdup(name->valuestring) : NULL;
-	cJSON_Delete(json);
+	*username = dashboard_user ? pstrdup(dashboard_user) : NULL;
 	if (via_arg)
 	{
-		if (strcmp(via_arg, "sql") != 0 && strcmp(via_arg, "ui") != 0 &&
-			strcmp(via_arg, "api") != 0 && strcmp(via_arg, "schedule") != 0)
+		if (!crm_valid_via(via_arg))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid value for \"via\": \"%s\"", via_arg),
-					 errhint("Use sql, ui, api or schedule.")));
+					 errhint("Use sql, ui, api, schedule or external.")));
 		*via = pstrdup(via_arg);
 	}
 	else
-		*via = pstrdup(claims && claims[0] ? "ui" : "sql");
+		*via = pstrdup(dashboard_user ? "ui" : "sql");
 }
 
 /* Insert one queued run; returns its id. */
@@ -545,10 +602,10 @@ insert_run(const char *crm, const char *model, int64 parent_id, Jsonb *options,
 Datum
 crm_dashboard_start_sync(PG_FUNCTION_ARGS)
 {
-	char	   *crm = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *model = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	Jsonb	   *options = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
-	char	   *via_arg = PG_ARGISNULL(3) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(3));
+	char	   *crm = crm_arg_text(fcinfo, 0, "crm");
+	char	   *model = crm_arg_text(fcinfo, 1, "model");
+	Jsonb	   *options = crm_arg_given(fcinfo, 2) ? PG_GETARG_JSONB_P(2) : NULL;
+	char	   *via_arg = crm_arg_text_or_null(fcinfo, 3);
 	bool		all = strcmp(model, "all") == 0;
 	List	   *models = resolve_models(crm, model);
 	SyncOptions opts = parse_options(options);
@@ -559,6 +616,7 @@ crm_dashboard_start_sync(PG_FUNCTION_ARGS)
 	int64		parent = 0;
 	int64		id = 0;
 
+	requester(via_arg, &via, &username);
 	if (options == NULL)
 		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	foreach(lc, models)
@@ -569,7 +627,6 @@ crm_dashboard_start_sync(PG_FUNCTION_ARGS)
 	}
 	check_not_active(crm, models, all);
 	check_launcher();
-	requester(via_arg, &via, &username);
 
 	if (all)
 		parent = insert_run(crm, "all", 0, options, via, username, NULL, NULL, 0);

@@ -83,3 +83,186 @@ CREATE OR REPLACE FUNCTION crm_dashboard.recent_announcements(after bigint DEFAU
 RETURNS TABLE (seq bigint, payload json)
 LANGUAGE c VOLATILE STRICT
 AS 'MODULE_PATHNAME', 'crm_dashboard_recent_announcements';
+
+-- Hardening: the allowed "via" values live in one C function, which the
+-- history's CHECK constraint calls.
+CREATE FUNCTION crm_dashboard.valid_via(via text) RETURNS boolean
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'crm_dashboard_valid_via';
+COMMENT ON FUNCTION crm_dashboard.valid_via(text) IS
+    'Private: whether a run''s requested_via is sql, ui, api, schedule or external.';
+ALTER TABLE crm_dashboard.sync_history
+    DROP CONSTRAINT sync_history_requested_via_check,
+    ADD CONSTRAINT sync_history_requested_via_check CHECK (crm_dashboard.valid_via(requested_via));
+
+-- Hardening: names unsafe in a command line are shown, and refused by start_sync.
+CREATE FUNCTION crm_dashboard.name_problem(name text) RETURNS text
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'crm_dashboard_name_problem';
+COMMENT ON FUNCTION crm_dashboard.name_problem(text) IS
+    'Private: why a CRM or model name is not safe in a command line (it starts with "-", or holds characters beyond a-z, 0-9 and _), or NULL.';
+REVOKE ALL ON FUNCTION crm_dashboard.name_problem(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm_dashboard.name_problem(text) TO crm_dashboard_viewer;
+CREATE OR REPLACE VIEW crm_api.crm_models AS
+    SELECT m.*, crm_dashboard.name_problem(m.model) AS name_problem
+      FROM crm_dashboard.crm_models(NULL) m;
+COMMENT ON VIEW crm_api.crm_models IS
+    'One row per model (table <crm>_<model>): estimated rows, latest run and its figures, active run; name_problem says why a model cannot be synced.';
+
+-- Hardening: cron expressions are checked before pg_cron sees them.
+CREATE FUNCTION crm_dashboard.check_schedule(cron text) RETURNS void
+LANGUAGE C IMMUTABLE
+AS 'MODULE_PATHNAME', 'crm_dashboard_check_schedule';
+COMMENT ON FUNCTION crm_dashboard.check_schedule(text) IS
+    'Private: raise invalid_parameter_value unless cron is five cron fields or a macro such as @daily, exactly as pg_cron 1.4 reads them.';
+REVOKE ALL ON FUNCTION crm_dashboard.check_schedule(text) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION crm_api.schedule_sync(crm text, model text, cron text, options jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    job_name text;
+    command text;
+    job bigint;
+BEGIN
+    PERFORM crm_dashboard.require_pg_cron();
+    -- the same validation as start_sync: CRM, model, options, a registered command
+    PERFORM crm_dashboard.command_preview(crm, model, options);
+    -- the syntax pg_cron runs as written: it would ignore extra fields
+    PERFORM crm_dashboard.check_schedule(cron);
+    job_name := format('crm_dashboard:%s:%s:%s', crm, model,
+                       substr(md5(clock_timestamp()::text || random()::text), 1, 8));
+    command := format('SELECT crm_dashboard.start_sync(%L, %L, %L::jsonb, via => %L)',
+                      crm, model, coalesce(options, '{}')::text, 'schedule');
+    BEGIN
+        EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO job USING job_name, cron, command;
+    EXCEPTION WHEN invalid_parameter_value THEN
+        RAISE EXCEPTION 'invalid schedule "%"', cron
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = SQLERRM,
+                  HINT = 'Use cron syntax such as ''*/15 * * * *''.';
+    END;
+    -- a left-over row of an earlier pg_cron installation may hold this id
+    PERFORM crm_dashboard.prune_schedules();
+    INSERT INTO crm_dashboard.sync_schedule (jobid, jobname, crm, model, options)
+    VALUES (job, job_name, crm, model, coalesce(options, '{}'));
+    RETURN job;
+END
+$$;
+
+-- Hardening: tokens are revocable (a generation per user), login checks its
+-- arguments, identities come from a setting only the HTTP server can set.
+ALTER TABLE crm_dashboard.dashboard_user ADD COLUMN token_generation bigint NOT NULL DEFAULT 1;
+COMMENT ON COLUMN crm_dashboard.dashboard_user.token_generation IS
+    'Every token carries the generation it was issued in; a logout, a password or role change bumps it, revoking the user''s tokens.';
+CREATE FUNCTION crm_dashboard.revoke_tokens_on_change() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NEW.password_hash IS DISTINCT FROM OLD.password_hash OR NEW.role IS DISTINCT FROM OLD.role THEN
+        NEW.token_generation := OLD.token_generation + 1;
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION crm_dashboard.revoke_tokens_on_change() IS
+    'Private: bump a dashboard user''s token generation when the password or role changes.';
+CREATE TRIGGER dashboard_user_revoke_tokens
+    BEFORE UPDATE ON crm_dashboard.dashboard_user
+    FOR EACH ROW EXECUTE FUNCTION crm_dashboard.revoke_tokens_on_change();
+CREATE FUNCTION crm_dashboard.token_is_current(username text, role text, generation bigint)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN EXISTS (SELECT 1 FROM crm_dashboard.dashboard_user u
+                WHERE u.username = token_is_current.username AND u.role = token_is_current.role
+                  AND u.token_generation = token_is_current.generation);
+COMMENT ON FUNCTION crm_dashboard.token_is_current(text, text, bigint) IS
+    'Private: whether a dashboard user''s token is still valid (the user exists, with that role and token generation).';
+CREATE OR REPLACE FUNCTION crm_dashboard.login(username text, password text) RETURNS json
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'crm_dashboard_login';
+REVOKE ALL ON FUNCTION crm_dashboard.revoke_tokens_on_change(),
+    crm_dashboard.token_is_current(text, text, bigint) FROM PUBLIC;
+CREATE OR REPLACE FUNCTION crm_api.whoami() RETURNS json
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT json_build_object(
+        'username', coalesce(nullif(current_setting('crm_dashboard.request_user', true), ''),
+                             session_user::text),
+        'role', current_user::text)
+$$;
+COMMENT ON FUNCTION crm_api.whoami() IS
+    'The signed-in dashboard user and role (over the bundled HTTP server), or the session user and current role (SQL).';
+CREATE FUNCTION crm_api.logout() RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    who text := nullif(current_setting('crm_dashboard.request_user', true), '');
+BEGIN
+    IF who IS NULL THEN
+        RAISE EXCEPTION 'no dashboard user is signed in here'
+            USING ERRCODE = 'invalid_authorization_specification',
+                  HINT = 'Log out through the HTTP server (POST /api/rpc/logout) with the session''s token.';
+    END IF;
+    UPDATE crm_dashboard.dashboard_user u SET token_generation = u.token_generation + 1
+     WHERE u.username = who;
+END
+$$;
+COMMENT ON FUNCTION crm_api.logout() IS
+    'End the signed-in dashboard user''s sessions: every token issued to them stops working at once.';
+CREATE FUNCTION crm_api.check_token() RETURNS void
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    claims json := nullif(current_setting('request.jwt.claims', true), '')::json;
+BEGIN
+    IF claims ->> 'username' IS NOT NULL
+       AND NOT crm_dashboard.token_is_current(claims ->> 'username', claims ->> 'role',
+                                              (claims ->> 'gen')::bigint) THEN
+        RAISE EXCEPTION 'JWT has been revoked'
+            USING ERRCODE = 'invalid_authorization_specification',
+                  HINT = 'Log in again.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION crm_api.check_token() IS
+    'For PostgREST''s db-pre-request: refuse a dashboard user''s token revoked by logout, a password or role change, or deletion.';
+COMMENT ON FUNCTION crm_api.set_password(text, text) IS 'Admin: change a dashboard user''s password (their tokens stop working).';
+CREATE FUNCTION crm_api.set_user_role(username text, role text) RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_role text := crm_dashboard.dashboard_role(role);
+    old_role text;
+    result json;
+BEGIN
+    -- lock the admins so that the last one cannot be demoted concurrently
+    PERFORM 1 FROM crm_dashboard.dashboard_user WHERE dashboard_user.role = 'crm_dashboard_admin' FOR UPDATE;
+    SELECT u.role INTO old_role FROM crm_dashboard.dashboard_user u WHERE u.username = set_user_role.username;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'dashboard user "%" does not exist', username
+            USING ERRCODE = 'PT404', HINT = 'crm_api.users lists the users.';
+    END IF;
+    IF old_role = 'crm_dashboard_admin' AND new_role <> old_role
+       AND (SELECT count(*) FROM crm_dashboard.dashboard_user WHERE dashboard_user.role = 'crm_dashboard_admin') = 1 THEN
+        RAISE EXCEPTION 'cannot change the role of "%", the last dashboard admin', username
+            USING ERRCODE = 'object_in_use', HINT = 'Make another user an admin first.';
+    END IF;
+    UPDATE crm_dashboard.dashboard_user u SET role = new_role WHERE u.username = set_user_role.username
+    RETURNING json_build_object('username', u.username, 'role', u.role) INTO result;
+    RETURN result;
+END;
+$$;
+COMMENT ON FUNCTION crm_api.set_user_role(text, text) IS
+    'Admin: give a dashboard user another role (viewer, operator or admin); their tokens stop working.';
+REVOKE ALL ON FUNCTION crm_api.logout(), crm_api.check_token(), crm_api.set_user_role(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm_api.logout() TO crm_dashboard_viewer;
+GRANT EXECUTE ON FUNCTION crm_api.check_token() TO crm_dashboard_anon, crm_dashboard_viewer;
+GRANT EXECUTE ON FUNCTION crm_api.set_user_role(text, text) TO crm_dashboard_admin;

@@ -17,8 +17,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "test", "lib"))
 from cluster import Cluster, suite_port  # noqa: E402
 
-PORT = suite_port(54451)
-HTTP_PORT = suite_port(54490)
+PORT = suite_port(24451)
+HTTP_PORT = suite_port(24490)
 PKGLIBDIR = subprocess.run(["pg_config", "--pkglibdir"], capture_output=True,
                            text=True, check=True).stdout.strip()
 

@@ -26,3 +26,4 @@ fuzz_target() {
 }
 
 fuzz_target query_parse "$src/http_query_parse.c"
+fuzz_target cron "$src/schedules_cron.c"

@@ -22,8 +22,8 @@ from cluster import TEST_DIR, Cluster, suite_port  # noqa: E402
 from http_client import Http, Response, b64url, sign_token  # noqa: E402,F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PG_PORT = suite_port(54441)
-HTTP_PORT = suite_port(54480)
+PG_PORT = suite_port(24441)
+HTTP_PORT = suite_port(24480)
 SECRET = "http-test-secret-0123456789abcdef-0123456789"
 PASSWORDS = {"ada": "ada-password", "otto": "otto-password", "vera": "vera-password"}
 

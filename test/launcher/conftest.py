@@ -48,7 +48,7 @@ class FakeLauncher(Launcher):
 
 @pytest.fixture(scope="session")
 def cluster():
-    c = Cluster("launcher", suite_port(54431), SETTINGS).init().start()
+    c = Cluster("launcher", suite_port(24431), SETTINGS).init().start()
     path = os.path.join(c.dir, "fixture.sql")
     with open(path, "w") as f:
         f.write(FIXTURE_SQL)

@@ -16,7 +16,9 @@ BINDIR = subprocess.run(["pg_config", "--bindir"], capture_output=True,
                         text=True, check=True).stdout.strip()
 
 # Several checkouts may test at once on one machine: CRM_TEST_PORT_OFFSET
-# shifts every port the suites use, CRM_TEST_DIR moves their clusters.
+# shifts every port the suites use, CRM_TEST_DIR moves their clusters.  The
+# ports lie below 32768, outside Linux's range of ephemeral ports, so that a
+# client connection of another test can never be holding one.
 PORT_OFFSET = int(os.environ.get("CRM_TEST_PORT_OFFSET", "0"))
 TEST_DIR = os.environ.get("CRM_TEST_DIR", "/tmp/crm_dashboard_test")
 

@@ -16,14 +16,15 @@ from http_client import Http, sign_token  # noqa: E402
 from launcher_helper import Launcher  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PG_PORT = suite_port(54421)
-HTTP_PORT = suite_port(54425)
+PG_PORT = suite_port(24421)
+HTTP_PORT = suite_port(24425)
 SECRET = "security-test-secret-0123456789abcdef-0123"
 PASSWORDS = {"ada": "ada-password", "otto": "otto-password", "vera": "vera-password"}
 
 SETTINGS = {
-    "shared_preload_libraries": "'crm_dashboard'",
+    "shared_preload_libraries": "'crm_dashboard,pg_cron'",
     "crm_dashboard.database_name": "'postgres'",
+    "cron.database_name": "'postgres'",
     "crm_dashboard.http_port": str(HTTP_PORT),
     "crm_dashboard.http_workers": "2",
     "crm_dashboard.jwt_secret": f"'{SECRET}'",
@@ -32,6 +33,7 @@ SETTINGS = {
 }
 
 FIXTURE_SQL = """
+CREATE EXTENSION pg_cron;
 CREATE EXTENSION crm_dashboard;
 CREATE SCHEMA IF NOT EXISTS ingestion;
 CREATE TABLE ingestion.hubspot_contact (id bigint PRIMARY KEY, email text, note text,
@@ -97,6 +99,14 @@ def launcher(cluster):
         time.sleep(0.1)
     lz.sql("DELETE FROM crm_dashboard.sync_history")
     return lz
+
+
+def process_ids(cluster):
+    """The postmaster's pid and the workers' (launcher, HTTP): any change means a crash."""
+    rows = cluster.sql("SELECT backend_type, pid FROM pg_stat_activity "
+                       "WHERE backend_type IN ('crm_dashboard sync launcher', 'crm_dashboard http') "
+                       "ORDER BY backend_type, pid")
+    return cluster.postmaster_pid(), rows
 
 
 def server_crashed(cluster):

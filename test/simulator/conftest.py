@@ -94,7 +94,7 @@ def events(stdout):
 def demo():
     assert os.access(SIMULATOR, os.X_OK), f"{SIMULATOR} is not installed: run test/install-dev"
     # Not preloaded: the demo and the simulator need no background workers.
-    cluster = Cluster("simulator", suite_port(54412)).init().start()
+    cluster = Cluster("simulator", suite_port(24412)).init().start()
     try:
         cluster.sql("CREATE EXTENSION crm_dashboard")
         d = Demo(cluster)

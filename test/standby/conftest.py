@@ -8,8 +8,8 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from cluster import BINDIR, Cluster, _as_postgres, suite_port  # noqa: E402
 
-PRIMARY_PORT = suite_port(54461)
-STANDBY_PORT = suite_port(54462)
+PRIMARY_PORT = suite_port(24461)
+STANDBY_PORT = suite_port(24462)
 
 SETUP = """
 CREATE EXTENSION crm_dashboard;
