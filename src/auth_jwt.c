@@ -1,6 +1,6 @@
 /*
  * auth_jwt.c
- *		HS256 JSON Web Tokens with PostgreSQL's own HMAC and base64.
+ *		HS256 JSON Web Tokens with PostgreSQL's own HMAC.
  *
  * Only HS256 is accepted: a token naming any other algorithm (notably
  * "none") is refused before its signature is even looked at, so a forged
@@ -10,72 +10,39 @@
 
 #include <cjson/cJSON.h>
 
-#include "common/base64.h"
 #include "common/hmac.h"
 #include "common/sha2.h"
 #include "utils/resowner.h"
 
 #include "auth_jwt.h"
+#include "util_base64url.h"
 
-/* Encode len bytes as unpadded base64url into a palloc'd string. */
+/* len bytes as unpadded base64url, in a palloc'd string. */
 static char *
-b64url_encode(const uint8 *data, int len)
+to_b64url(const uint8 *data, int len)
 {
-	int			cap = pg_b64_enc_len(len) + 1;
-	char	   *out = palloc(cap);
-	int			n = pg_b64_encode((const char *) data, len, out, cap);
-	int			i;
+	char	   *out = palloc(B64URL_ENCODED_LEN(len) + 1);
 
-	if (n < 0)
-		elog(ERROR, "base64 encoding failed");
-	while (n > 0 && out[n - 1] == '=')
-		n--;
-	out[n] = '\0';
-	for (i = 0; i < n; i++)
-	{
-		if (out[i] == '+')
-			out[i] = '-';
-		else if (out[i] == '/')
-			out[i] = '_';
-	}
+	b64url_encode(data, len, out);
 	return out;
 }
 
 /*
- * Decode len bytes of unpadded base64url; returns a palloc'd NUL-terminated
- * buffer and its length in *outlen, or NULL when the input is not base64url.
+ * Decode len characters of unpadded base64url; returns a palloc'd
+ * NUL-terminated buffer and its length in *outlen, or NULL when the input is
+ * not base64url.
  */
 static char *
-b64url_decode(const char *src, int len, int *outlen)
+from_b64url(const char *src, int len, int *outlen)
 {
-	char	   *std = palloc(len + 4);
-	char	   *out;
-	int			i;
-	int			n;
+	unsigned char *out = palloc(B64URL_DECODED_MAX(len) + 1);
+	long		n = b64url_decode(src, len, out);
 
-	for (i = 0; i < len; i++)
-	{
-		char		c = src[i];
-
-		if (c == '-')
-			c = '+';
-		else if (c == '_')
-			c = '/';
-		else if (c == '+' || c == '/' || c == '=')
-			return NULL;		/* not the url alphabet, or padded */
-		std[i] = c;
-	}
-	if (len % 4 == 1)
-		return NULL;
-	while (i % 4 != 0)
-		std[i++] = '=';
-	out = palloc(pg_b64_dec_len(i) + 1);
-	n = pg_b64_decode(std, i, out, pg_b64_dec_len(i));
 	if (n < 0)
 		return NULL;
 	out[n] = '\0';
-	*outlen = n;
-	return out;
+	*outlen = (int) n;
+	return (char *) out;
 }
 
 /*
@@ -119,12 +86,12 @@ jwt_sign(const char *payload_json, const char *secret)
 {
 	static const char header[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 	uint8		mac[PG_SHA256_DIGEST_LENGTH];
-	char	   *head = b64url_encode((const uint8 *) header, strlen(header));
-	char	   *body = b64url_encode((const uint8 *) payload_json, strlen(payload_json));
+	char	   *head = to_b64url((const uint8 *) header, strlen(header));
+	char	   *body = to_b64url((const uint8 *) payload_json, strlen(payload_json));
 	char	   *signing_input = psprintf("%s.%s", head, body);
 
 	hs256(secret, signing_input, strlen(signing_input), mac);
-	return psprintf("%s.%s", signing_input, b64url_encode(mac, sizeof(mac)));
+	return psprintf("%s.%s", signing_input, to_b64url(mac, sizeof(mac)));
 }
 
 /* Compare two byte strings in time independent of where they differ. */
@@ -287,7 +254,7 @@ jwt_verify(const char *token, const char *secret, int64 now, JwtClaims *claims)
 	dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
 	if (dot2 == NULL || strchr(dot2 + 1, '.') != NULL)
 		return JWT_INVALID;
-	header = b64url_decode(token, dot1 - token, &len);
+	header = from_b64url(token, dot1 - token, &len);
 	if (header == NULL || (int) strlen(header) != len)
 		return JWT_INVALID;
 	if (!header_is_hs256(header))
@@ -295,7 +262,7 @@ jwt_verify(const char *token, const char *secret, int64 now, JwtClaims *claims)
 		claims->reason = "JWT algorithm is not HS256";
 		return JWT_INVALID;
 	}
-	sig = b64url_decode(dot2 + 1, strlen(dot2 + 1), &len);
+	sig = from_b64url(dot2 + 1, strlen(dot2 + 1), &len);
 	if (sig == NULL || len != PG_SHA256_DIGEST_LENGTH)
 		return JWT_INVALID;
 	hs256(secret, token, dot2 - token, mac);
@@ -304,7 +271,7 @@ jwt_verify(const char *token, const char *secret, int64 now, JwtClaims *claims)
 		claims->reason = "JWT signature does not match";
 		return JWT_INVALID;
 	}
-	payload = b64url_decode(dot1 + 1, dot2 - dot1 - 1, &len);
+	payload = from_b64url(dot1 + 1, dot2 - dot1 - 1, &len);
 	if (payload == NULL || (int) strlen(payload) != len)
 		return JWT_INVALID;
 	return read_payload(payload, now, claims);
