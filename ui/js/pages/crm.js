@@ -87,17 +87,21 @@ export function render(ctx) {
 				? `${fmt.int(ev.processed)} / ${fmt.int(ev.total)} synced` : `${fmt.int(ev.processed)} synced`);
 		}
 		const actions = [h('a', { class: 'btn btn-small', href, 'aria-label': `View ${m.model}` }, 'View')];
-		if (operate && !active) {
+		if (operate && !active && !m.name_problem) {
 			actions.push(h('button', { type: 'button', class: 'btn btn-small btn-primary', 'aria-label': `Sync ${m.model}`,
 				onclick: () => openSyncModal({ crm, model: m.model, crmName: source.display_name }) }, 'Sync'));
 		}
+		// A table whose name cannot go into a command line: say why instead of offering Sync.
+		const refusal = m.name_problem
+			? h('div', { class: 'muted small name-problem', role: 'note' }, `Can't be synced: its name is unsafe in a command (${m.name_problem}).`)
+			: null;
 		if (active && runId) {
 			actions.push(h('button', { type: 'button', class: 'btn btn-small', 'aria-label': `Progress of ${m.model}`,
 				onclick: () => (operate ? openSyncModal({ crm, model: m.model, crmName: source.display_name, runId }) : ctx.navigate(`/history/${runId}`)) }, 'Progress'));
 		}
 		if (operate && active && runId) actions.push(stopButton(m.model, runId));
 		return h('tr', { dataset: { model: m.model } },
-			h('td', { 'data-label': 'Model' }, h('a', { href, class: 'strong' }, m.model), h('div', { class: 'muted small mono' }, m.table_name)),
+			h('td', { 'data-label': 'Model' }, h('a', { href, class: 'strong' }, m.model), h('div', { class: 'muted small mono' }, m.table_name), refusal),
 			h('td', { 'data-label': 'Status' }, badge(status), progress),
 			h('td', { 'data-label': 'Last sync' }, ago(started)),
 			h('td', { 'data-label': 'Records', class: 'num', title: m.estimated_rows >= 0 ? `${fmt.int(m.estimated_rows)} (estimated)` : 'unknown' }, `≈ ${fmt.compact(m.estimated_rows)}`),

@@ -87,6 +87,9 @@ export function render(ctx) {
 				}
 			});
 			list.push(stop);
+		} else if (operate && detail && detail.name_problem) {
+			list.push(h('p', { class: 'muted small name-problem', role: 'note' },
+				`This model can't be synced: its name is unsafe in a command (${detail.name_problem}). Rename the table to use only a-z, 0-9 and _.`));
 		} else if (operate) {
 			list.push(h('button', { type: 'button', class: 'btn btn-primary', onclick: () => openSyncModal({ crm, model }) }, '▶ Sync'));
 		}
