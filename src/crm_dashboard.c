@@ -7,6 +7,7 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 
 #include "announce.h"
@@ -18,6 +19,8 @@
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
+
+PG_FUNCTION_INFO_V1(crm_dashboard_library_version);
 
 void
 _PG_init(void)
@@ -31,4 +34,11 @@ _PG_init(void)
 	LauncherInit();
 	HttpInit();
 	MarkGUCPrefixReserved("crm_dashboard");
+}
+
+/* crm_dashboard.library_version(): the version this library was built as. */
+Datum
+crm_dashboard_library_version(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(EXTVERSION));
 }

@@ -15,7 +15,8 @@ PG_FUNCTION_INFO_V1(crm_dashboard_check_schedule);
 
 /*
  * crm_dashboard.check_schedule(cron): raise invalid_parameter_value, naming
- * the offending part, unless pg_cron would run cron exactly as written.
+ * the offending part, unless pg_cron would run cron exactly as written.  As
+ * for a sync option, the detail is the name of the faulty argument.
  */
 Datum
 crm_dashboard_check_schedule(PG_FUNCTION_ARGS)
@@ -26,8 +27,8 @@ crm_dashboard_check_schedule(PG_FUNCTION_ARGS)
 	if (!cron_check(cron, why, sizeof(why)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid schedule \"%s\"", cron),
-				 errdetail("%s.", why),
+				 errmsg("invalid schedule \"%s\": %s", cron, why),
+				 errdetail("cron"),
 				 errhint("Use five fields, minute hour day-of-month month day-of-week, such as "
 						 "'*/15 * * * *' or '0 3 * * mon-fri', or one of @hourly, @daily, @weekly, @monthly.")));
 	PG_RETURN_VOID();

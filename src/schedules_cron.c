@@ -115,20 +115,20 @@ check_range(const char *item, const char *end, const CronField *f, char *why, si
 	{
 		first = read_value(&p, f);
 		if (first < f->low || first > f->high)
-			return refuse(why, whylen, "The %s field \"%s\" must be *, or a number from %d to %d%s",
+			return refuse(why, whylen, "the %s field \"%s\" must be *, or a number from %d to %d%s",
 						  f->name, text, f->low, f->high, f->names ? " or a name" : "");
 		if (*p == '/')
-			return refuse(why, whylen, "The %s field \"%s\" has a step without a range (write */n or a-b/n)",
+			return refuse(why, whylen, "the %s field \"%s\" has a step without a range (write */n or a-b/n)",
 						  f->name, text);
 		if (*p == '-')
 		{
 			p++;
 			last = read_value(&p, f);
 			if (last < f->low || last > f->high)
-				return refuse(why, whylen, "The %s field \"%s\" must end at a number from %d to %d%s",
+				return refuse(why, whylen, "the %s field \"%s\" must end at a number from %d to %d%s",
 							  f->name, text, f->low, f->high, f->names ? " or a name" : "");
 			if (last < first)
-				return refuse(why, whylen, "The %s field \"%s\" runs backwards", f->name, text);
+				return refuse(why, whylen, "the %s field \"%s\" runs backwards", f->name, text);
 		}
 	}
 	if (*p == '/')
@@ -139,10 +139,10 @@ check_range(const char *item, const char *end, const CronField *f, char *why, si
 		for (p++; *p >= '0' && *p <= '9' && digits < 4; p++, digits++)
 			step = step * 10 + (*p - '0');
 		if (digits == 0 || step == 0)
-			return refuse(why, whylen, "The %s field \"%s\" has no positive step", f->name, text);
+			return refuse(why, whylen, "the %s field \"%s\" has no positive step", f->name, text);
 	}
 	if (p != end)
-		return refuse(why, whylen, "The %s field \"%s\" is not valid cron syntax", f->name, text);
+		return refuse(why, whylen, "the %s field \"%s\" is not valid cron syntax", f->name, text);
 	return true;
 }
 
@@ -158,7 +158,7 @@ check_field(const char *start, const char *end, const CronField *f, char *why, s
 		const char *item_end = comma ? comma : end;
 
 		if (item_end == item)
-			return refuse(why, whylen, "The %s field has an empty list item", f->name);
+			return refuse(why, whylen, "the %s field has an empty list item", f->name);
 		if (!check_range(item, item_end, f, why, whylen))
 			return false;
 		if (!comma)
@@ -177,7 +177,7 @@ check_macro(const char *s, size_t len, char *why, size_t whylen)
 		if (len - 1 == strlen(macros[i]) && strncmp(s + 1, macros[i], len - 1) == 0)
 			return true;
 	snprintf(name, sizeof(name), "%.*s", (int) (len > 20 ? 20 : len), s);
-	return refuse(why, whylen, "Unknown schedule \"%s\"; use @hourly, @daily, @weekly, @monthly, "
+	return refuse(why, whylen, "unknown schedule \"%s\"; use @hourly, @daily, @weekly, @monthly, "
 				  "@yearly or @reboot", name);
 }
 
@@ -189,21 +189,21 @@ cron_check(const char *expr, char *why, size_t whylen)
 	int			n = 0;
 
 	if (end - expr > CRON_MAX_LENGTH)
-		return refuse(why, whylen, "The schedule is longer than %d bytes", CRON_MAX_LENGTH);
+		return refuse(why, whylen, "the schedule is longer than %d bytes", CRON_MAX_LENGTH);
 	while (start < end && is_blank(*start))
 		start++;
 	while (end > start && is_blank(end[-1]))
 		end--;
 	if (start == end)
-		return refuse(why, whylen, "The schedule is empty");
+		return refuse(why, whylen, "the schedule is empty");
 	for (const char *c = start; c < end; c++)
 		if ((unsigned char) *c < 0x20 && *c != '\t')
-			return refuse(why, whylen, "The schedule holds a control character");
+			return refuse(why, whylen, "the schedule holds a control character");
 	if (*start == '@')
 	{
 		for (const char *c = start; c < end; c++)
 			if (is_blank(*c))
-				return refuse(why, whylen, "A schedule like @daily is one word");
+				return refuse(why, whylen, "a schedule like @daily is one word");
 		return check_macro(start, end - start, why, whylen);
 	}
 	while (start < end)
@@ -213,7 +213,7 @@ cron_check(const char *expr, char *why, size_t whylen)
 		while (field_end < end && !is_blank(*field_end))
 			field_end++;
 		if (n == 5)
-			return refuse(why, whylen, "The schedule has more than five fields (minute hour "
+			return refuse(why, whylen, "the schedule has more than five fields (minute hour "
 						  "day-of-month month day-of-week)");
 		if (!check_field(start, field_end, &fields[n], why, whylen))
 			return false;
@@ -223,7 +223,7 @@ cron_check(const char *expr, char *why, size_t whylen)
 			start++;
 	}
 	if (n < 5)
-		return refuse(why, whylen, "The schedule has fewer than five fields (minute hour "
+		return refuse(why, whylen, "the schedule has fewer than five fields (minute hour "
 					  "day-of-month month day-of-week)");
 	return true;
 }

@@ -17,8 +17,8 @@
  * other macros, or five fields (minute hour day-of-month month day-of-week)
  * of *, numbers, names, ranges, lists and steps.  Anything pg_cron would
  * ignore or misread (extra fields, a range running backwards, a step
- * without a range) is refused.  On false, why holds a message naming the
- * offending part.
+ * without a range) is refused.  On false, why holds a phrase (lower case,
+ * no final period) naming the offending part.
  */
 extern bool cron_check(const char *expr, char *why, size_t whylen);
 

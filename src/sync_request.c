@@ -9,10 +9,6 @@
  */
 #include "postgres.h"
 
-#include <ctype.h>
-
-#include <cjson/cJSON.h>
-
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
@@ -21,17 +17,14 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/date.h"
-#include "utils/datetime.h"
-#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
-#include "utils/numeric.h"
 
 #include "auth.h"
 #include "crm_dashboard.h"
 #include "launcher.h"
+#include "sync_options.h"
 
 PG_FUNCTION_INFO_V1(crm_dashboard_start_sync);
 PG_FUNCTION_INFO_V1(crm_dashboard_command_preview);
@@ -58,21 +51,6 @@ crm_dashboard_valid_via(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(crm_valid_via(text_to_cstring(PG_GETARG_TEXT_PP(0))));
 }
 
-#define OPTIONS_HINT "Valid options: force, full, dry_run, debug (booleans), since (\"YYYY-MM-DD\"), max_records (1..100000000), batch_size (1..100000), timeout (seconds, 1..86400)."
-
-/* A validated options object. */
-typedef struct SyncOptions
-{
-	bool		force;
-	bool		full;
-	bool		dry_run;
-	bool		debug;
-	char	   *since;			/* NULL when absent */
-	int64		max_records;	/* 0 when absent */
-	int64		batch_size;
-	int64		timeout;
-} SyncOptions;
-
 /* A registry entry resolved for one model. */
 typedef struct SyncCommand
 {
@@ -81,156 +59,6 @@ typedef struct SyncCommand
 	char	   *environment;	/* jsonb text */
 	int64		timeout;		/* seconds; 0 when none */
 } SyncCommand;
-
-/* The JSON type name of a value, for messages. */
-static const char *
-json_type_name(JsonbValue *v)
-{
-	switch (v->type)
-	{
-		case jbvNull:
-			return "null";
-		case jbvString:
-			return "a string";
-		case jbvNumeric:
-			return "a number";
-		case jbvBool:
-			return "a boolean";
-		case jbvBinary:
-			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
-		default:
-			return "an unexpected value";
-	}
-}
-
-/* A boolean option. */
-static bool
-option_bool(const char *key, JsonbValue *v)
-{
-	if (v->type != jbvBool)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("sync option \"%s\" must be a boolean, not %s", key, json_type_name(v)),
-				 errhint("Use true or false, e.g. {\"%s\": true}.", key)));
-	return v->val.boolean;
-}
-
-/* An integer option within [min, max]. */
-static int64
-option_int(const char *key, JsonbValue *v, int64 min, int64 max)
-{
-	char	   *text;
-	char	   *end;
-	int64		n;
-
-	if (v->type != jbvNumeric)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("sync option \"%s\" must be a number, not %s", key, json_type_name(v)),
-				 errhint("Use an integer from " INT64_FORMAT " to " INT64_FORMAT ".", min, max)));
-	text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
-	errno = 0;
-	n = strtoll(text, &end, 10);
-	if (*end != '\0')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("sync option \"%s\" must be an integer, not %s", key, text),
-				 errhint("Use an integer from " INT64_FORMAT " to " INT64_FORMAT ".", min, max)));
-	if (errno == ERANGE || n < min || n > max)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("sync option \"%s\" is out of range: %s", key, text),
-				 errhint("Use an integer from " INT64_FORMAT " to " INT64_FORMAT ".", min, max)));
-	return n;
-}
-
-/* The "since" option: an existing calendar date, YYYY-MM-DD, not in the future. */
-static char *
-option_since(JsonbValue *v)
-{
-	char	   *s;
-	int			y,
-				m,
-				d;
-	DateADT		date;
-
-	if (v->type != jbvString)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("sync option \"since\" must be a string, not %s", json_type_name(v)),
-				 errhint("Use a date like \"2024-01-31\".")));
-	s = pnstrdup(v->val.string.val, v->val.string.len);
-	if (strlen(s) != 10 || strspn(s, "0123456789-") != 10 || s[4] != '-' || s[7] != '-' ||
-		sscanf(s, "%4d-%2d-%2d", &y, &m, &d) != 3 ||
-		m < 1 || m > 12 || d < 1 || d > day_tab[isleap(y)][m - 1] || y < 1900)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid date \"%s\" for sync option \"since\"", s),
-				 errhint("Use an existing date in the form YYYY-MM-DD, e.g. \"2024-01-31\".")));
-	date = date2j(y, m, d) - POSTGRES_EPOCH_JDATE;
-	if (date > GetSQLCurrentDate())
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("sync option \"since\" is in the future: %s", s),
-				 errhint("Use today's date or an earlier one.")));
-	return s;
-}
-
-/* Check one key/value of the options object into opts. */
-static void
-parse_option(SyncOptions *opts, const char *key, JsonbValue *v)
-{
-	if (strcmp(key, "force") == 0)
-		opts->force = option_bool(key, v);
-	else if (strcmp(key, "full") == 0)
-		opts->full = option_bool(key, v);
-	else if (strcmp(key, "dry_run") == 0)
-		opts->dry_run = option_bool(key, v);
-	else if (strcmp(key, "debug") == 0)
-		opts->debug = option_bool(key, v);
-	else if (strcmp(key, "since") == 0)
-		opts->since = option_since(v);
-	else if (strcmp(key, "max_records") == 0)
-		opts->max_records = option_int(key, v, 1, 100000000);
-	else if (strcmp(key, "batch_size") == 0)
-		opts->batch_size = option_int(key, v, 1, 100000);
-	else if (strcmp(key, "timeout") == 0)
-		opts->timeout = option_int(key, v, 1, 86400);
-	else
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown sync option \"%s\"", key),
-				 errhint(OPTIONS_HINT)));
-}
-
-/* Validate the options object (NULL means none). */
-static SyncOptions
-parse_options(Jsonb *options)
-{
-	SyncOptions opts = {0};
-	JsonbIterator *it;
-	JsonbValue	v;
-	JsonbIteratorToken tok;
-	char	   *key = NULL;
-
-	if (options == NULL)
-		return opts;
-	if (!JB_ROOT_IS_OBJECT(options) || JB_ROOT_IS_SCALAR(options))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("sync options must be a JSON object, not %s",
-						JB_ROOT_IS_SCALAR(options) ? "a scalar" : "an array"),
-				 errhint("Pass an object such as '{\"full\": true}', or '{}' for none.")));
-	it = JsonbIteratorInit(&options->root);
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
-	{
-		if (tok == WJB_KEY)
-			key = pnstrdup(v.val.string.val, v.val.string.len);
-		else if (tok == WJB_VALUE)
-			parse_option(&opts, key, &v);
-	}
-	return opts;
-}
 
 /* Replace every {crm} and {model} in a template element. */
 static char *
@@ -318,27 +146,6 @@ lookup_command(const char *crm, const char *model, const char *lookup_model)
 				 errhint("An administrator registers one with INSERT INTO crm_dashboard.sync_command "
 						 "(crm, argv) VALUES ('%s', '{/path/to/command,\"{crm}\",\"{model}\"}').", crm)));
 	return cmd;
-}
-
-/* Append the option flags in their fixed order. */
-static List *
-append_flags(List *argv, const SyncOptions *o)
-{
-	if (o->force)
-		argv = lappend(argv, "--force");
-	if (o->full)
-		argv = lappend(argv, "--full");
-	if (o->since)
-		argv = list_concat(argv, list_make2("--since", o->since));
-	if (o->dry_run)
-		argv = lappend(argv, "--dry-run");
-	if (o->max_records)
-		argv = list_concat(argv, list_make2("--max-records", psprintf(INT64_FORMAT, o->max_records)));
-	if (o->batch_size)
-		argv = list_concat(argv, list_make2("--batch-size", psprintf(INT64_FORMAT, o->batch_size)));
-	if (o->debug)
-		argv = lappend(argv, "--debug");
-	return argv;
 }
 
 /* A List of char * as a text[] datum. */
@@ -446,7 +253,7 @@ crm_dashboard_command_preview(PG_FUNCTION_ARGS)
 	char	   *model = crm_arg_text(fcinfo, 1, "model");
 	Jsonb	   *options = crm_arg_given(fcinfo, 2) ? PG_GETARG_JSONB_P(2) : NULL;
 	List	   *models = resolve_models(crm, model);
-	SyncOptions opts = parse_options(options);
+	SyncOptions *opts = sync_options_parse(options);
 	SyncCommand *cmd;
 
 	/*
@@ -458,7 +265,7 @@ crm_dashboard_command_preview(PG_FUNCTION_ARGS)
 	else
 		cmd = lookup_command(crm, ((CrmModel *) linitial(models))->model,
 							 ((CrmModel *) linitial(models))->model);
-	PG_RETURN_DATUM(list_to_text_array(append_flags(cmd->argv, &opts)));
+	PG_RETURN_DATUM(list_to_text_array(sync_options_append_flags(cmd->argv, opts)));
 }
 
 /* Refuse a second active run of a model (or of "all" of the CRM), naming the active one. */
@@ -608,7 +415,7 @@ crm_dashboard_start_sync(PG_FUNCTION_ARGS)
 	char	   *via_arg = crm_arg_text_or_null(fcinfo, 3);
 	bool		all = strcmp(model, "all") == 0;
 	List	   *models = resolve_models(crm, model);
-	SyncOptions opts = parse_options(options);
+	SyncOptions *opts = sync_options_parse(options);
 	List	   *commands = NIL;
 	ListCell   *lc;
 	char	   *via;
@@ -633,10 +440,13 @@ crm_dashboard_start_sync(PG_FUNCTION_ARGS)
 	foreach(lc, models)
 	{
 		SyncCommand *cmd = list_nth(commands, foreach_current_index(lc));
-		int64		timeout = opts.timeout ? opts.timeout : cmd->timeout;
+		int64		timeout = sync_options_number(opts, SYNC_OPTION_TIMEOUT);
+
+		if (timeout == 0)
+			timeout = cmd->timeout;
 
 		id = insert_run(crm, ((CrmModel *) lfirst(lc))->model, parent, options, via, username,
-						cmd, append_flags(list_copy(cmd->argv), &opts), timeout);
+						cmd, sync_options_append_flags(list_copy(cmd->argv), opts), timeout);
 	}
 	launcher_wake_at_commit();
 	PG_RETURN_INT64(all ? parent : id);

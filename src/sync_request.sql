@@ -55,6 +55,12 @@ CREATE UNIQUE INDEX sync_history_one_active
     WHERE status IN ('queued', 'running') AND sync_type <> 'all';
 
 -- The C side.
+CREATE FUNCTION crm_dashboard.sync_options() RETURNS json
+LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'crm_dashboard_sync_options';
+COMMENT ON FUNCTION crm_dashboard.sync_options() IS
+    'Private: every sync option (name, type, min, max, flag, label, help), as crm_api.capabilities() shows them.';
+
 CREATE FUNCTION crm_dashboard.start_sync(crm text, model text, options jsonb DEFAULT '{}',
                                          via text DEFAULT NULL)
 RETURNS bigint
@@ -119,6 +125,8 @@ $$;
 COMMENT ON FUNCTION crm_api.stop_sync(bigint) IS
     'Stop a run: cancel it if queued, else SIGTERM then SIGKILL after crm_dashboard.stop_grace; a finished run is returned unchanged.';
 
+REVOKE ALL ON FUNCTION crm_dashboard.sync_options() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm_dashboard.sync_options() TO crm_dashboard_viewer;
 REVOKE ALL ON FUNCTION crm_dashboard.start_sync(text, text, jsonb, text),
     crm_dashboard.command_preview(text, text, jsonb), crm_dashboard.wake_launcher() FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm_api.start_sync(text, text, jsonb), crm_api.stop_sync(bigint),

@@ -266,3 +266,32 @@ REVOKE ALL ON FUNCTION crm_api.logout(), crm_api.check_token(), crm_api.set_user
 GRANT EXECUTE ON FUNCTION crm_api.logout() TO crm_dashboard_viewer;
 GRANT EXECUTE ON FUNCTION crm_api.check_token() TO crm_dashboard_anon, crm_dashboard_viewer;
 GRANT EXECUTE ON FUNCTION crm_api.set_user_role(text, text) TO crm_dashboard_admin;
+
+-- The house: the sync options are one table in C, which capabilities()
+-- describes to clients; the library reports its own version.
+CREATE FUNCTION crm_dashboard.sync_options() RETURNS json
+LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'crm_dashboard_sync_options';
+COMMENT ON FUNCTION crm_dashboard.sync_options() IS
+    'Private: every sync option (name, type, min, max, flag, label, help), as crm_api.capabilities() shows them.';
+REVOKE ALL ON FUNCTION crm_dashboard.sync_options() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm_dashboard.sync_options() TO crm_dashboard_viewer;
+CREATE FUNCTION crm_dashboard.library_version() RETURNS text
+LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'crm_dashboard_library_version';
+COMMENT ON FUNCTION crm_dashboard.library_version() IS 'Private: the version of the loaded crm_dashboard library.';
+REVOKE ALL ON FUNCTION crm_dashboard.library_version() FROM PUBLIC;
+CREATE OR REPLACE FUNCTION crm_api.capabilities() RETURNS json
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT json_build_object(
+        'version', (SELECT extversion FROM pg_extension WHERE extname = 'crm_dashboard'),
+        'library_version', crm_dashboard.library_version(),
+        'pg_cron', to_regprocedure('cron.schedule(text, text, text)') IS NOT NULL,
+        'launcher', 'crm_dashboard' = ANY (string_to_array(
+                        replace(current_setting('shared_preload_libraries'), ' ', ''), ',')),
+        'sync_options', crm_dashboard.sync_options())
+$$;
+COMMENT ON FUNCTION crm_api.capabilities() IS
+    'What this installation offers: extension and library versions, whether pg_cron schedules and the sync launcher are available, and the sync options with their types, ranges, flags and help.';

@@ -140,7 +140,7 @@ def test_malformed_cron_over_http_names_the_field(cluster, api, echo_command):
     r = api.post("/api/rpc/schedule_sync", {"crm": "hubspot", "model": "contact", "cron": "61 * * * *"},
                  user="otto")
     assert r.status == 400 and r.json()["code"] == "22023", r
-    assert "minute field" in r.json()["details"]
+    assert r.json()["details"] == "cron" and "minute field" in r.json()["message"]
 
 
 def test_valid_cron_is_scheduled(cluster, echo_command):

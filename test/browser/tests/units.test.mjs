@@ -2,7 +2,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, launch, newPage, until } from './lib.mjs';
+import { BASE, VIEWER, launch, login, newPage, until } from './lib.mjs';
 
 let browser;
 let page;
@@ -48,18 +48,17 @@ test('dom.h builds text, never markup', async () => {
 	assert.deepEqual(got, { elements: 0, text: '<script>alert(1)</script><i>0', title: '"><img src=x onerror=alert(1)>', a: '<b>', cls: 'x' });
 });
 
-test('server validation messages are matched to the option they name', async () => {
+test('server errors are placed by their details field, never by their wording', async () => {
 	const keys = await page.evaluate(async () => {
-		const m = await import('/ui/js/components/sync-modal.js');
+		const m = await import('/ui/js/capabilities.js');
+		const names = ['batch_size', 'max_records', 'since'];
 		return [
-		'sync option "batch_size" is out of range: 0',
-		'sync option "max_records" is out of range: 0',
-		'invalid date "2026-02-30" for sync option "since"',
-		'sync option "timeout" is out of range: 99999',
-		'unknown sync option "bogus"',
-		].map((message) => m.optionOfError({ message, hint: 'Valid options: force, full, max_records (1..100000000)' }));
+			m.fieldOfError({ message: 'reworded: the batch is too small', details: 'batch_size' }, names),
+			m.fieldOfError({ message: 'sync option "max_records" is out of range: 0', details: null }, names),
+			m.fieldOfError({ message: 'unknown sync option "bogus"', details: 'bogus' }, names),
+		];
 	});
-	assert.deepEqual(keys, ['batch_size', 'max_records', 'since', 'timeout', null]);
+	assert.deepEqual(keys, ['batch_size', null, null]);
 });
 
 test('values: NULL, booleans, timestamps, long text and JSON are readable', async () => {
@@ -133,4 +132,17 @@ test('relative times on the page move on as time passes', async () => {
 	await p.clock.fastForward(5 * 60 * 1000);
 	await until(async () => /^5 min\. ago$/.test(await el.innerText()));
 	await p.context().close();
+});
+
+test('option inputs come from the server: names, ranges, help', async () => {
+	await login(page, VIEWER);
+	const got = await page.evaluate(async () => {
+		const caps = await (await import('/ui/js/capabilities.js')).capabilities();
+		const { optionFields } = await import('/ui/js/components/option-fields.js');
+		const f = optionFields(caps.sync_options, 'unit');
+		return { names: caps.sync_options.map((o) => o.name), max: f.fields.batch_size.max, type: f.fields.since.type };
+	});
+	assert.deepEqual(got.names, ['force', 'full', 'since', 'dry_run', 'max_records', 'batch_size', 'debug', 'timeout']);
+	assert.equal(got.max, '100000');
+	assert.equal(got.type, 'date');
 });

@@ -6,33 +6,8 @@ import * as fmt from '../format.js';
 import { onSync } from '../live.js';
 import { openModal } from './modal.js';
 import { badge, isActive } from './status.js';
-
-const FLAGS = [
-	['full', 'Full sync', 'Fetch every record, not only changes (--full)'],
-	['force', 'Force', 'Run even if the data looks up to date (--force)'],
-	['dry_run', 'Dry run', 'Fetch and validate, write nothing (--dry-run)'],
-	['debug', 'Debug output', 'Verbose log (--debug)'],
-];
-const NUMBERS = [
-	['batch_size', 'Batch size', 'Records per batch, 1 to 100,000', 100000],
-	['max_records', 'Max records', 'Stop after this many, 1 to 100,000,000', 100000000],
-	['timeout', 'Timeout (seconds)', 'Stop the run after this long, 1 to 86,400', 86400],
-];
-// Option names as the server may spell them in messages, longest first.
-const OPTION_NAMES = [
-	['max_records', 'max_records'], ['max-records', 'max_records'], ['batch_size', 'batch_size'],
-	['batch-size', 'batch_size'], ['dry_run', 'dry_run'], ['dry-run', 'dry_run'], ['timeout', 'timeout'],
-	['since', 'since'], ['force', 'force'], ['full', 'full'], ['debug', 'debug'],
-];
-
-// Which option an API error's message names, or null (hints list every option, so only the message counts).
-export function optionOfError(err) {
-	const text = err.message || '';
-	for (const [word, key] of OPTION_NAMES) {
-		if (new RegExp(`(^|[^a-z_-])${word}([^a-z_-]|$)`, 'i').test(text)) return key;
-	}
-	return null;
-}
+import { syncOptions } from '../capabilities.js';
+import { optionFields } from './option-fields.js';
 
 // Open the modal to configure and start a sync of crm/model ('all' for every model);
 // with runId, open straight on that run's progress.
@@ -41,38 +16,18 @@ export function openSyncModal({ crm, model, crmName, runId }) {
 	const cleanups = [];
 	const m = openModal({ title, wide: true, onClose: () => cleanups.forEach((fn) => fn()) });
 	if (runId) showProgress(m, runId, cleanups);
-	else showForm(m, { crm, model }, cleanups);
+	else {
+		syncOptions().then((defs) => showForm(m, { crm, model }, defs, cleanups))
+			.catch((err) => m.body.append(errorBox(err, 'Could not load the sync options')));
+	}
 	return m;
 }
 
-// The options form with the live command preview; starts the run.
-function showForm(m, { crm, model }, cleanups) {
-	const fields = {};
-	const errors = {};
+// The options form, built from the server's option list, with the live command preview; starts the run.
+function showForm(m, { crm, model }, defs, cleanups) {
+	const opts = optionFields(defs);
 	const form = h('form', { class: 'sync-form', id: 'sync-form', novalidate: true });
 	const general = h('div', { class: 'form-general', 'aria-live': 'polite' });
-
-	const flagBoxes = FLAGS.map(([key, label, help]) => {
-		fields[key] = h('input', { type: 'checkbox', id: `opt-${key}`, name: key });
-		errors[key] = h('p', { class: 'field-error', id: `err-${key}`, 'aria-live': 'polite' });
-		return h('div', { class: 'check' }, fields[key],
-			h('label', { for: `opt-${key}` }, h('span', { class: 'check-label' }, label), h('span', { class: 'muted small' }, help)),
-			errors[key]);
-	});
-	fields.since = h('input', {
-		type: 'date', id: 'opt-since', name: 'since', max: fmt.localDay(),
-		'aria-describedby': 'help-since err-since',
-	});
-	errors.since = h('p', { class: 'field-error', id: 'err-since', 'aria-live': 'polite' });
-	const numberFields = NUMBERS.map(([key, label, help, max]) => {
-		fields[key] = h('input', {
-			type: 'number', id: `opt-${key}`, name: key, min: '1', max: String(max), step: '1',
-			inputmode: 'numeric', 'aria-describedby': `help-${key} err-${key}`,
-		});
-		errors[key] = h('p', { class: 'field-error', id: `err-${key}`, 'aria-live': 'polite' });
-		return h('div', { class: 'field' }, h('label', { for: `opt-${key}` }, label), fields[key],
-			h('p', { class: 'help', id: `help-${key}` }, help), errors[key]);
-	});
 	const preview = h('code', { class: 'command', id: 'command-preview' }, '…');
 	const previewBox = h('div', { class: 'command-box' },
 		h('div', { class: 'command-head', id: 'command-label' }, 'Command that will run'),
@@ -82,71 +37,28 @@ function showForm(m, { crm, model }, cleanups) {
 
 	replace(form,
 		general,
-		h('fieldset', { class: 'fieldset' }, h('legend', {}, 'Mode'), h('div', { class: 'checks' }, flagBoxes)),
-		h('fieldset', { class: 'fieldset' }, h('legend', {}, 'Limits'),
-			h('div', { class: 'field-grid' },
-				h('div', { class: 'field' }, h('label', { for: 'opt-since' }, 'Since (changes from)'), fields.since,
-					h('p', { class: 'help', id: 'help-since' }, 'Only records changed on or after this date'), errors.since),
-				numberFields)),
+		h('fieldset', { class: 'fieldset' }, h('legend', {}, 'Mode'), h('div', { class: 'checks' }, opts.checks)),
+		h('fieldset', { class: 'fieldset' }, h('legend', {}, 'Limits'), h('div', { class: 'field-grid' }, opts.inputs)),
 		previewBox);
 	m.body.append(form);
 	m.footer.append(cancelBtn, startBtn);
 
-	// The options object the API takes, from the form.
-	function options() {
-		const o = {};
-		for (const [key] of FLAGS) if (fields[key].checked) o[key] = true;
-		if (fields.since.value) o.since = fields.since.value;
-		for (const [key] of NUMBERS) {
-			const v = fields[key].value.trim();
-			if (v !== '') o[key] = /^-?\d+$/.test(v) ? Number(v) : v;
-		}
-		return o;
-	}
-
-	// Remove every error message.
-	function clearErrors() {
-		general.replaceChildren();
-		for (const [key, el] of Object.entries(errors)) {
-			el.textContent = '';
-			fields[key].removeAttribute('aria-invalid');
-		}
-	}
-
-	// Check what the browser can check itself; false when something is wrong.
-	function localErrors() {
-		let ok = true;
-		for (const [key] of NUMBERS) {
-			if (fields[key].validity.badInput) {
-				errors[key].textContent = 'Enter a whole number.';
-				fields[key].setAttribute('aria-invalid', 'true');
-				ok = false;
-			}
-		}
-		return ok;
-	}
-
 	// Show a server error beside the option it names, else above the form.
 	function showError(err) {
-		const key = optionOfError(err);
-		if (key && errors[key]) {
-			errors[key].textContent = err.hint ? `${err.message}. ${err.hint}` : err.message;
-			fields[key].setAttribute('aria-invalid', 'true');
-		} else {
-			general.replaceChildren(errorBox(err));
-		}
+		if (!opts.showError(err)) general.replaceChildren(errorBox(err));
 	}
 
 	let seq = 0;
 	const refresh = debounce(async () => {
 		const mine = ++seq;
-		clearErrors();
-		if (!localErrors()) {
+		general.replaceChildren();
+		opts.clearErrors();
+		if (!opts.checkLocally()) {
 			preview.textContent = '(fix the options above)';
 			return;
 		}
 		try {
-			const argv = await rpc('command_preview', { crm, model, options: options() });
+			const argv = await rpc('command_preview', { crm, model, options: opts.value() });
 			if (mine !== seq) return;
 			preview.textContent = fmt.commandLine(argv);
 			preview.classList.remove('command-invalid');
@@ -165,12 +77,13 @@ function showForm(m, { crm, model }, cleanups) {
 	form.addEventListener('submit', async (e) => {
 		e.preventDefault();
 		refresh.cancel();
-		clearErrors();
-		if (!localErrors()) return;
+		general.replaceChildren();
+		opts.clearErrors();
+		if (!opts.checkLocally()) return;
 		startBtn.disabled = true;
 		startBtn.textContent = 'Starting…';
 		try {
-			const id = await rpc('start_sync', { crm, model, options: options() });
+			const id = await rpc('start_sync', { crm, model, options: opts.value() });
 			replace(m.body);
 			replace(m.footer);
 			showProgress(m, id, cleanups);
@@ -180,7 +93,7 @@ function showForm(m, { crm, model }, cleanups) {
 			startBtn.textContent = '▶ Start sync';
 		}
 	});
-	fields.full.focus();
+	(opts.fields.full || Object.values(opts.fields)[0]).focus();
 }
 
 // Normalise a run from sync_status / sync_runs / an SSE event into one shape.

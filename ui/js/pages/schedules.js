@@ -2,7 +2,8 @@
 
 import { get, rpc, canOperate } from '../api.js';
 import { h, replace, loading, empty, errorBox, pageTitle } from '../dom.js';
-import { optionOfError } from '../components/sync-modal.js';
+import { optionFields } from '../components/option-fields.js';
+import { capabilities } from '../capabilities.js';
 import { renderValue } from '../components/value.js';
 import { ago } from '../components/ago.js';
 
@@ -18,7 +19,7 @@ export function render(ctx) {
 	// Fetch the schedules (and build the add form once).
 	async function load() {
 		try {
-			const caps = await rpc('capabilities', {}, { signal: ctx.signal });
+			const caps = await capabilities();
 			if (!caps.pg_cron) {
 				unavailable({ message: 'pg_cron is not installed in this database.',
 					hint: 'An administrator can add pg_cron to shared_preload_libraries, set cron.database_name to this database and run CREATE EXTENSION pg_cron.' });
@@ -27,7 +28,7 @@ export function render(ctx) {
 			const rows = await get('schedules', { order: 'id.asc' }, { signal: ctx.signal });
 			errorSlot.replaceChildren();
 			paint(rows);
-			if (operate && !formSlot.firstChild) formSlot.append(await addForm());
+			if (operate && !formSlot.firstChild) formSlot.append(await addForm(caps.sync_options || []));
 		} catch (err) {
 			if (err.name === 'AbortError') return;
 			if (err.code === '0A000') unavailable(err);
@@ -79,17 +80,15 @@ export function render(ctx) {
 		return btn;
 	}
 
-	// The form that adds a schedule.
-	async function addForm() {
+	// The form that adds a schedule: CRM, model, cron expression, and every sync option.
+	async function addForm(defs) {
 		const models = await get('crm_models', { select: 'crm,model', order: 'crm.asc,model.asc' }, { signal: ctx.signal });
 		const crms = [...new Set(models.map((m) => m.crm))];
 		const crmSel = h('select', { id: 's-crm', required: true }, crms.map((c) => h('option', { value: c }, c)));
 		const modelSel = h('select', { id: 's-model' });
 		const cron = h('input', { id: 's-cron', required: true, placeholder: '0 3 * * *', autocomplete: 'off', 'aria-describedby': 's-cron-help s-cron-err' });
-		const full = h('input', { type: 'checkbox', id: 's-full' });
-		const batch = h('input', { type: 'number', id: 's-batch', min: '1', max: '100000', 'aria-describedby': 's-batch-err' });
 		const cronErr = h('p', { class: 'field-error', id: 's-cron-err' });
-		const batchErr = h('p', { class: 'field-error', id: 's-batch-err' });
+		const opts = optionFields(defs, 's');
 		const general = h('div', { 'aria-live': 'polite' });
 		const paintModels = () => replace(modelSel, h('option', { value: 'all' }, 'all models'),
 			models.filter((m) => m.crm === crmSel.value).map((m) => h('option', { value: m.model }, m.model)));
@@ -104,33 +103,26 @@ export function render(ctx) {
 				h('div', { class: 'field' }, h('label', { for: 's-model' }, 'Model'), modelSel),
 				h('div', { class: 'field' }, h('label', { for: 's-cron' }, 'Cron expression'), cron,
 					h('p', { class: 'help', id: 's-cron-help' }, 'minute hour day month weekday; e.g. ',
-						EXAMPLES.map(([c, d], i) => [i ? ', ' : '', h('code', {}, c), ` (${d})`])), cronErr),
-				h('div', { class: 'field' }, h('label', { for: 's-batch' }, 'Batch size (optional)'), batch, batchErr),
-				h('div', { class: 'check' }, full, h('label', { for: 's-full' }, 'Full sync (--full)'))),
+						EXAMPLES.map(([c, d], i) => [i ? ', ' : '', h('code', {}, c), ` (${d})`])), cronErr)),
+			h('details', { class: 'schedule-options' }, h('summary', {}, 'Sync options'),
+				h('div', { class: 'checks' }, opts.checks), h('div', { class: 'field-grid' }, opts.inputs)),
 			h('div', { class: 'form-actions' }, submit));
 		form.addEventListener('submit', async (e) => {
 			e.preventDefault();
-			for (const el of [general, cronErr, batchErr]) el.replaceChildren();
-			if (!cron.value.trim()) {
-				cronErr.textContent = 'Enter a cron expression.';
-				cron.focus();
-				return;
-			}
-			const options = {};
-			if (full.checked) options.full = true;
-			if (batch.value) options.batch_size = Number(batch.value);
+			general.replaceChildren();
+			cronErr.replaceChildren();
+			opts.clearErrors();
+			if (!opts.checkLocally()) return;
 			submit.disabled = true;
 			try {
-				await rpc('schedule_sync', { crm: crmSel.value, model: modelSel.value, cron: cron.value.trim(), options });
+				await rpc('schedule_sync', { crm: crmSel.value, model: modelSel.value, cron: cron.value.trim(), options: opts.value() });
 				cron.value = '';
 				load();
 			} catch (err) {
-				const key = optionOfError(err);
-				const words = err.hint ? `${err.message}. ${err.hint}` : err.message;
+				// the server names the argument at fault in details: cron, or an option
 				if (err.code === '0A000') unavailable(err);
-				else if (key === 'batch_size') batchErr.textContent = words;
-				else if (/cron|schedule/i.test(err.message)) cronErr.textContent = words;
-				else replace(general, errorBox(err, 'Could not add the schedule'));
+				else if (err.details === 'cron') cronErr.textContent = err.hint ? `${err.message}. ${err.hint}` : err.message;
+				else if (!opts.showError(err)) replace(general, errorBox(err, 'Could not add the schedule'));
 			} finally {
 				submit.disabled = false;
 			}
