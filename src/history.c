@@ -9,7 +9,9 @@
  * Health of a model is its latest run's status mapped to error (failed),
  * warning (partial, cancelled), running (queued, running) or success; a CRM
  * takes the worst of its models in that order, and "never" when no model
- * has a run.  A CRM's last sync is the newest latest run among its models,
+ * has a run.  Those rules, and a run's duration, are SQL functions
+ * (crm_dashboard.health_of, worst_health, run_duration) that every query
+ * here and every view calls.  A CRM's last sync is the newest latest run among its models,
  * so runs of tables that no longer exist do not colour it.
  */
 #include "postgres.h"
@@ -36,19 +38,6 @@
 	"                      AND s.status IN ('queued', 'running') " \
 	"                    ORDER BY s.id DESC LIMIT 1) a ON true "
 
-/* Health of one run status (NULL: never synced). */
-#define HEALTH_OF(status) \
-	"CASE WHEN " status " IS NULL THEN 'never' " \
-	"     WHEN " status " = 'failed' THEN 'error' " \
-	"     WHEN " status " IN ('partial', 'cancelled') THEN 'warning' " \
-	"     WHEN " status " IN ('queued', 'running') THEN 'running' " \
-	"     ELSE 'success' END"
-
-/* Seconds a run took, or has taken so far; NULL while queued. */
-#define DURATION_OF(run) \
-	"CASE WHEN " run ".status = 'queued' THEN NULL " \
-	"     ELSE extract(epoch FROM coalesce(" run ".end_time, now()) - " run ".start_time)::float8 END"
-
 static const char *const crm_sources_query =
 "WITH latest AS ("
 "  SELECT m.crm, m.estimate, h.status, h.start_time "
@@ -58,11 +47,8 @@ static const char *const crm_sources_query =
 "       count(l.crm)::integer, "
 "       (sum(l.estimate) FILTER (WHERE l.estimate >= 0))::bigint, "
 "       last.start_time, last.status::text, "
-"       CASE WHEN bool_or(l.status = 'failed') THEN 'error' "
-"            WHEN bool_or(l.status IN ('partial', 'cancelled')) THEN 'warning' "
-"            WHEN bool_or(l.status IN ('queued', 'running')) THEN 'running' "
-"            WHEN bool_or(l.status = 'success') THEN 'success' "
-"            ELSE 'never' END, "
+"       crm_dashboard.worst_health(array_agg(crm_dashboard.health_of(l.status)) "
+"                                  FILTER (WHERE l.crm IS NOT NULL)), "
 "       (SELECT count(*) FROM crm_dashboard.sync_history r "
 "         WHERE r.crm_source = c.name AND r.sync_type <> 'all' "
 "           AND r.status IN ('queued', 'running'))::integer "
@@ -78,9 +64,10 @@ static const char *const crm_sources_query =
 static const char *const crm_models_query =
 "SELECT m.crm, m.model, m.table_name, "
 "       CASE WHEN m.estimate >= 0 THEN m.estimate::bigint END, "
-"       h.id, h.start_time, h.end_time, " DURATION_OF("h") ", h.status::text, "
+"       h.id, h.start_time, h.end_time, "
+"       crm_dashboard.run_duration(h.status, h.start_time, h.end_time), h.status::text, "
 "       h.records_processed, h.records_created, h.records_updated, h.records_failed, "
-"       " HEALTH_OF("h.status") ", a.id, a.id IS NOT NULL "
+"       crm_dashboard.health_of(h.status), a.id, a.id IS NOT NULL "
 "  FROM %s " LATEST_RUN_OF_MODEL ACTIVE_RUN_OF_MODEL
 " ORDER BY m.crm, m.model";
 
@@ -151,10 +138,10 @@ static const char *const model_detail_query =
 "  'exact_rows', $5::bigint, "
 "  'updated_column', (" "%s" "), "
 "  'name_problem', crm_dashboard.name_problem($2::text), "
-"  'health', " HEALTH_OF("h.status") ", "
+"  'health', crm_dashboard.health_of(h.status), "
 "  'latest_run', CASE WHEN h.id IS NULL THEN NULL ELSE json_build_object("
 "      'id', h.id, 'status', h.status, 'start_time', h.start_time, 'end_time', h.end_time, "
-"      'duration_seconds', " DURATION_OF("h") ", "
+"      'duration_seconds', crm_dashboard.run_duration(h.status, h.start_time, h.end_time), "
 "      'records_processed', h.records_processed, 'records_created', h.records_created, "
 "      'records_updated', h.records_updated, 'records_failed', h.records_failed, "
 "      'records_total', h.records_total, 'error_message', h.error_message, "

@@ -3,6 +3,42 @@
 -- are SECURITY DEFINER because viewers may not read the history table
 -- itself.
 
+-- The two rules of health and duration, each written once: the C queries
+-- (src/history.c), the views and run_json all call these.
+
+-- A model's health from its latest run's status (NULL: never synced).
+CREATE FUNCTION crm_dashboard.health_of(status text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN status IS NULL THEN 'never'
+            WHEN status = 'failed' THEN 'error'
+            WHEN status IN ('partial', 'cancelled') THEN 'warning'
+            WHEN status IN ('queued', 'running') THEN 'running'
+            ELSE 'success' END;
+COMMENT ON FUNCTION crm_dashboard.health_of(text) IS
+    'Private: health of a run status: failed -> error; partial, cancelled -> warning; queued, running -> running; success -> success; none -> never.';
+
+-- A CRM's health: the worst of its models', in the order error, warning, running, success, never.
+CREATE FUNCTION crm_dashboard.worst_health(healths text[]) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN coalesce((SELECT h FROM unnest(healths) h
+                  ORDER BY array_position(ARRAY['error', 'warning', 'running', 'success', 'never'], h)
+                  LIMIT 1), 'never');
+COMMENT ON FUNCTION crm_dashboard.worst_health(text[]) IS
+    'Private: the worst of several healths (error, warning, running, success, never); never for none.';
+
+-- Seconds a run took, or has taken so far; NULL while it is queued.
+CREATE FUNCTION crm_dashboard.run_duration(status text, start_time timestamptz, end_time timestamptz)
+RETURNS float8
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN CASE WHEN status = 'queued' THEN NULL
+            ELSE extract(epoch FROM coalesce(end_time, now()) - start_time)::float8 END;
+COMMENT ON FUNCTION crm_dashboard.run_duration(text, timestamptz, timestamptz) IS
+    'Private: seconds a run took (finished), or has taken so far (running); NULL while queued.';
+REVOKE ALL ON FUNCTION crm_dashboard.health_of(text), crm_dashboard.worst_health(text[]),
+    crm_dashboard.run_duration(text, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm_dashboard.health_of(text), crm_dashboard.worst_health(text[]),
+    crm_dashboard.run_duration(text, timestamptz, timestamptz) TO crm_dashboard_viewer;
+
 CREATE FUNCTION crm_dashboard.crm_sources(
     OUT crm text, OUT display_name text, OUT icon text, OUT model_count integer,
     OUT estimated_records bigint, OUT last_sync_at timestamptz, OUT last_status text,
@@ -52,9 +88,7 @@ COMMENT ON FUNCTION crm_api.model_detail(text, text, boolean) IS
 CREATE VIEW crm_api.sync_runs AS
     SELECT h.id, h.crm_source::text AS crm, h.sync_type::text AS model, h.status::text AS status,
            h.start_time, h.end_time,
-           CASE WHEN h.status = 'queued' THEN NULL
-                ELSE extract(epoch FROM coalesce(h.end_time, now()) - h.start_time)::float8
-           END AS duration_seconds,
+           crm_dashboard.run_duration(h.status, h.start_time, h.end_time) AS duration_seconds,
            h.records_processed, h.records_created, h.records_updated, h.records_failed,
            h.records_total, h.error_message, h.requested_by, h.requested_via, h.parent_id,
            h.configuration, h.performance_metrics, h.exit_code, h.exit_signal, h.queued_at
@@ -84,7 +118,7 @@ BEGIN ATOMIC
     SELECT json_build_object(
         'id', h.id, 'crm', h.crm_source, 'model', h.sync_type, 'status', h.status,
         'start_time', h.start_time, 'end_time', h.end_time,
-        'duration_seconds', round(extract(epoch FROM coalesce(h.end_time, now()) - h.start_time)::numeric, 3),
+        'duration_seconds', round(crm_dashboard.run_duration(h.status, h.start_time, h.end_time)::numeric, 3),
         'records_processed', h.records_processed, 'records_created', h.records_created,
         'records_updated', h.records_updated, 'records_failed', h.records_failed,
         'records_total', h.records_total, 'error_message', h.error_message,

@@ -295,3 +295,61 @@ AS $$
 $$;
 COMMENT ON FUNCTION crm_api.capabilities() IS
     'What this installation offers: extension and library versions, whether pg_cron schedules and the sync launcher are available, and the sync options with their types, ranges, flags and help.';
+
+-- The house: health and duration are each one SQL function.
+CREATE FUNCTION crm_dashboard.health_of(status text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN status IS NULL THEN 'never'
+            WHEN status = 'failed' THEN 'error'
+            WHEN status IN ('partial', 'cancelled') THEN 'warning'
+            WHEN status IN ('queued', 'running') THEN 'running'
+            ELSE 'success' END;
+COMMENT ON FUNCTION crm_dashboard.health_of(text) IS
+    'Private: health of a run status: failed -> error; partial, cancelled -> warning; queued, running -> running; success -> success; none -> never.';
+CREATE FUNCTION crm_dashboard.worst_health(healths text[]) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN coalesce((SELECT h FROM unnest(healths) h
+                  ORDER BY array_position(ARRAY['error', 'warning', 'running', 'success', 'never'], h)
+                  LIMIT 1), 'never');
+COMMENT ON FUNCTION crm_dashboard.worst_health(text[]) IS
+    'Private: the worst of several healths (error, warning, running, success, never); never for none.';
+CREATE FUNCTION crm_dashboard.run_duration(status text, start_time timestamptz, end_time timestamptz)
+RETURNS float8
+LANGUAGE sql STABLE PARALLEL SAFE
+RETURN CASE WHEN status = 'queued' THEN NULL
+            ELSE extract(epoch FROM coalesce(end_time, now()) - start_time)::float8 END;
+COMMENT ON FUNCTION crm_dashboard.run_duration(text, timestamptz, timestamptz) IS
+    'Private: seconds a run took (finished), or has taken so far (running); NULL while queued.';
+REVOKE ALL ON FUNCTION crm_dashboard.health_of(text), crm_dashboard.worst_health(text[]),
+    crm_dashboard.run_duration(text, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm_dashboard.health_of(text), crm_dashboard.worst_health(text[]),
+    crm_dashboard.run_duration(text, timestamptz, timestamptz) TO crm_dashboard_viewer;
+CREATE OR REPLACE VIEW crm_api.sync_runs AS
+    SELECT h.id, h.crm_source::text AS crm, h.sync_type::text AS model, h.status::text AS status,
+           h.start_time, h.end_time,
+           crm_dashboard.run_duration(h.status, h.start_time, h.end_time) AS duration_seconds,
+           h.records_processed, h.records_created, h.records_updated, h.records_failed,
+           h.records_total, h.error_message, h.requested_by, h.requested_via, h.parent_id,
+           h.configuration, h.performance_metrics, h.exit_code, h.exit_signal, h.queued_at
+      FROM crm_dashboard.sync_history h
+     ORDER BY h.start_time DESC, h.id DESC;
+CREATE OR REPLACE FUNCTION crm_dashboard.run_json(run_id bigint) RETURNS json
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT json_build_object(
+        'id', h.id, 'crm', h.crm_source, 'model', h.sync_type, 'status', h.status,
+        'start_time', h.start_time, 'end_time', h.end_time,
+        'duration_seconds', round(crm_dashboard.run_duration(h.status, h.start_time, h.end_time)::numeric, 3),
+        'records_processed', h.records_processed, 'records_created', h.records_created,
+        'records_updated', h.records_updated, 'records_failed', h.records_failed,
+        'records_total', h.records_total, 'error_message', h.error_message,
+        'configuration', h.configuration, 'performance_metrics', h.performance_metrics,
+        'parent_id', h.parent_id, 'requested_by', h.requested_by, 'requested_via', h.requested_via,
+        'queued_at', h.queued_at, 'pid', h.pid, 'heartbeat', h.heartbeat,
+        'exit_code', h.exit_code, 'exit_signal', h.exit_signal,
+        'stop_requested', h.stop_requested,
+        'children', (SELECT coalesce(json_agg(c.id ORDER BY c.id), '[]'::json)
+                     FROM crm_dashboard.sync_history c WHERE c.parent_id = h.id))
+    FROM crm_dashboard.sync_history h WHERE h.id = run_id;
+END;
