@@ -29,13 +29,6 @@ hq_init(HqQuery *q, HqAllocFn alloc, void *alloc_arg)
 	q->limit = -1;
 }
 
-/* The operator's name as written in a URL. */
-const char *
-hq_op_name(HqOp op)
-{
-	return op_names[op];
-}
-
 /* Record a parse error; always returns false for the caller to return. */
 static bool hq_fail(HqQuery *q, const char *code, const char *fmt,...)
 			__attribute__((format(printf, 3, 4)));

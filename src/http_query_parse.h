@@ -91,6 +91,5 @@ extern void hq_init(HqQuery *q, HqAllocFn alloc, void *alloc_arg);
 extern bool hq_is_reserved(const char *key);
 extern bool hq_parse_param(HqQuery *q, const char *key, const char *value);
 extern size_t hq_form_decode(char *s);
-extern const char *hq_op_name(HqOp op);
 
 #endif							/* HTTP_QUERY_PARSE_H */
