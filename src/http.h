@@ -28,6 +28,7 @@ extern char *http_ui_directory;
 extern int	http_max_connections;
 extern int	http_max_body;
 extern int	http_request_timeout;
+extern char *http_allowed_origins;
 
 /* Fixed limits on hostile input. */
 #define HTTP_MAX_URL 8192		/* path plus query string, bytes: else 414 */
@@ -71,6 +72,7 @@ typedef struct HttpRequest
 	bool		handled;		/* a response was queued */
 
 	/* authentication */
+	bool		cookie_auth;	/* the login cookie may stand for a token */
 	bool		anonymous;
 	char	   *role;
 	char	   *claims;
