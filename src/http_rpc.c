@@ -85,6 +85,33 @@ json_escapes_nul(const char *s, int len)
 }
 
 /*
+ * The body as one JSON value, or NULL when it is not exactly one: white
+ * space may surround the value, but anything else after it (garbage, a
+ * second object) makes the body invalid, as PostgREST has it.  A lenient
+ * parser that stopped after the first value would act on part of a body
+ * that meant something else as a whole.
+ */
+static cJSON *
+parse_json_body(const char *data, size_t len)
+{
+	const char *end = NULL;
+	cJSON	   *doc = cJSON_ParseWithLengthOpts(data, len, &end, false);
+
+	if (doc == NULL || end == NULL)
+	{
+		cJSON_Delete(doc);
+		return NULL;
+	}
+	for (; end < data + len; end++)
+		if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r')
+		{
+			cJSON_Delete(doc);
+			return NULL;
+		}
+	return doc;
+}
+
+/*
  * Arguments from a POST body; replies 400 PGRST102 on bad JSON.  The body
  * must be UTF-8 without NULs: its strings become text parameters as they
  * are, so invalid bytes would otherwise reach tables and error messages.
@@ -105,7 +132,7 @@ args_from_body(HttpRequest *req, RpcCall *call)
 						 "Send a UTF-8 JSON object without \\u0000 escapes.");
 		return false;
 	}
-	doc = cJSON_ParseWithLength(req->body.data, req->body.len);
+	doc = parse_json_body(req->body.data, req->body.len);
 	if (!cJSON_IsObject(doc))
 	{
 		cJSON_Delete(doc);

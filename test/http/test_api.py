@@ -251,6 +251,7 @@ def test_rpc_set_result_is_an_array(api):
     ("POST", "/api/rpc/count_rows", {"crm": "hubspot"}, 404, "PGRST202"),
     ("POST", "/api/rpc/count_rows", "{not json", 400, "PGRST102"),
     ("POST", "/api/rpc/count_rows", "[1,2]", 400, "PGRST102"),
+    ("POST", "/api/rpc/count_rows", "{} {}", 400, "PGRST102"),
     ("POST", "/api/rpc/count_rows", {"crm": "nosuch", "model": "x"}, 400, "42704"),
     ("GET", "/api/rpc/start_sync?crm=hubspot&model=contact", None, 405, "PGRST101"),
     ("GET", "/api/rpc/pg_sleep?seconds=1", None, 404, "PGRST202"),
