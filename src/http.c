@@ -39,6 +39,7 @@ int			http_max_connections = 256;
 int			http_max_body = 1024 * 1024;
 int			http_request_timeout = 30;
 char	   *http_allowed_origins = NULL;
+bool		http_csv_neutralize_formulas = true;
 
 /* A JWT secret is either unset or long enough to resist brute force. */
 static bool
@@ -238,7 +239,11 @@ check_allowed_origins(char **newval, void **extra, GucSource source)
 	return true;
 }
 
-/* Define the settings that protect browsers' sessions (reloadable). */
+/*
+ * Define the settings that protect browsers' sessions and downloads
+ * (reloadable): origins allowed beside the server's own, and formula
+ * neutralisation in CSV downloads.
+ */
 static void
 define_browser_settings(void)
 {
@@ -249,6 +254,13 @@ define_browser_settings(void)
 							   "neither the server's own nor listed get 403.",
 							   &http_allowed_origins, "", PGC_SIGHUP, 0,
 							   check_allowed_origins, NULL, NULL);
+	DefineCustomBoolVariable("crm_dashboard.csv_neutralize_formulas",
+							 "Prefix ' to CSV download cells that a spreadsheet would run as a formula.",
+							 "Applies to export_rows as CSV (the web UI's downloads): text cells "
+							 "beginning with =, +, -, @, tab or carriage return.  Numeric columns and "
+							 "other CSV answers are never changed.",
+							 &http_csv_neutralize_formulas, true, PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 }
 
 /* Register the HTTP workers when preloaded with a port set. */

@@ -423,7 +423,7 @@ def test_csv_export_with_null_arguments_and_paging(api):
     body = {"crm": "hubspot", "model": "deal", "search": None, "sort": "id"}
     r = api.post("/api/rpc/export_rows", body, user="vera", headers={"Accept": "text/csv"})
     assert r.status == 200 and r.body.decode().count("\n") == 21
-    # with limit/offset the export goes through export_rows' JSON
+    # limit and offset count rows of the same export
     r = api.post("/api/rpc/export_rows?limit=3&offset=2", body, user="vera", headers={"Accept": "text/csv"})
     rows = list(csv.reader(io.StringIO(r.body.decode())))
     assert r.status == 200 and rows[0] == ["id", "name", "amount"] and [x[0] for x in rows[1:]] == ["3", "4", "5"]
