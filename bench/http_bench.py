@@ -48,7 +48,8 @@ def sh(argv, **kw):
 def login():
     import http.client
     conn = http.client.HTTPConnection("127.0.0.1", HTTP_PORT)
-    conn.request("POST", "/api/rpc/login", json.dumps({"username": "bench", "password": "bench-password"}))
+    conn.request("POST", "/api/rpc/login", json.dumps({"username": "bench", "password": "bench-password"}),
+                 {"Content-Type": "application/json"})
     return json.loads(conn.getresponse().read())["token"]
 
 

@@ -35,6 +35,8 @@ char	   *http_ui_directory = NULL;
 int			http_max_connections = 256;
 int			http_max_body = 1024 * 1024;
 int			http_request_timeout = 30;
+char	   *http_allowed_origins = NULL;
+bool		http_csv_neutralize_formulas = true;
 
 /*
  * Define the listening settings (restart to change).  PGC_POSTMASTER
@@ -98,6 +100,76 @@ define_limit_settings(void)
 							GUC_UNIT_S, NULL, NULL, NULL);
 }
 
+/* Whether s[0..len) is an origin, scheme://host[:port], with nothing after it. */
+static bool
+is_origin(const char *s, size_t len)
+{
+	size_t		skip;
+	size_t		i;
+
+	if (len > 7 && pg_strncasecmp(s, "http://", 7) == 0)
+		skip = 7;
+	else if (len > 8 && pg_strncasecmp(s, "https://", 8) == 0)
+		skip = 8;
+	else
+		return false;
+	for (i = skip; i < len; i++)
+		if (s[i] == '/' || s[i] == '?' || s[i] == '#' || s[i] == '@' ||
+			isspace((unsigned char) s[i]) || (unsigned char) s[i] < 0x20)
+			return false;
+	return true;
+}
+
+/* Every entry of crm_dashboard.http_allowed_origins is an origin. */
+static bool
+check_allowed_origins(char **newval, void **extra, GucSource source)
+{
+	const char *p = *newval ? *newval : "";
+
+	while (*p)
+	{
+		size_t		len;
+
+		while (*p == ' ' || *p == ',')
+			p++;
+		len = strcspn(p, ", ");
+		if (len > 0 && !is_origin(p, len))
+		{
+			GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+			GUC_check_errmsg("invalid origin \"%.*s\" in crm_dashboard.http_allowed_origins",
+							 (int) len, p);
+			GUC_check_errhint("List origins as scheme://host[:port], without a path, separated by commas.");
+			return false;
+		}
+		p += len;
+	}
+	return true;
+}
+
+/*
+ * Define the settings that protect browsers' sessions and downloads
+ * (reloadable): origins allowed beside the server's own, and formula
+ * neutralisation in CSV downloads.
+ */
+static void
+define_browser_settings(void)
+{
+	DefineCustomStringVariable("crm_dashboard.http_allowed_origins",
+							   "Origins, besides the server's own, whose pages may call the API.",
+							   "Comma-separated scheme://host[:port] entries, for a web UI served "
+							   "through a proxy under another origin.  Requests whose Origin is "
+							   "neither the server's own nor listed get 403.",
+							   &http_allowed_origins, "", PGC_SIGHUP, 0,
+							   check_allowed_origins, NULL, NULL);
+	DefineCustomBoolVariable("crm_dashboard.csv_neutralize_formulas",
+							 "Prefix ' to CSV download cells that a spreadsheet would run as a formula.",
+							 "Applies to export_rows as CSV (the web UI's downloads): text cells "
+							 "beginning with =, +, -, @, tab or carriage return.  Numeric columns and "
+							 "other CSV answers are never changed.",
+							 &http_csv_neutralize_formulas, true, PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+}
+
 /* Register the HTTP workers when preloaded with a port set. */
 static void
 register_workers(void)
@@ -129,6 +201,7 @@ HttpInit(void)
 	define_listen_settings();
 	define_auth_settings();
 	define_limit_settings();
+	define_browser_settings();
 	if (process_shared_preload_libraries_in_progress && http_port > 0)
 		register_workers();
 }

@@ -15,6 +15,7 @@
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 #include "utils/elog.h"
+#include "utils/portal.h"
 
 /* Settings (http.c). */
 extern int	http_port;
@@ -25,6 +26,8 @@ extern char *http_ui_directory;
 extern int	http_max_connections;
 extern int	http_max_body;
 extern int	http_request_timeout;
+extern char *http_allowed_origins;
+extern bool http_csv_neutralize_formulas;
 
 /* Fixed limits on hostile input. */
 #define HTTP_MAX_URL 8192		/* path plus query string, bytes: else 414 */
@@ -68,6 +71,7 @@ typedef struct HttpRequest
 	bool		handled;		/* a response was queued */
 
 	/* authentication */
+	bool		cookie_auth;	/* the login cookie may stand for a token */
 	bool		anonymous;
 	char	   *role;
 	char	   *claims;
@@ -146,23 +150,20 @@ extern void http_call_rpc(HttpRequest *req, const char *fn, HttpMedia media);
 typedef struct HttpCsv
 {
 	HttpRequest *req;
-	List	   *header;			/* column names, or NIL for the result's */
+	bool		neutralize;		/* a download: defuse spreadsheet formulas */
 	bool		header_done;
+	int			ncols;
+	bool	   *numeric;		/* per column: typcategory N, never defused */
 	StringInfoData buf;			/* bytes not yet written to the spool */
 	uint64		written;
 	uint64		rows;
 } HttpCsv;
 
-extern HttpCsv *http_csv_open(HttpRequest *req, List *header);
-extern void http_csv_query(HttpCsv *csv, const char *sql, int nargs, Oid *types, Datum *values,
-						   const char *nulls, int ncols);
+extern HttpCsv *http_csv_open(HttpRequest *req, bool neutralize);
+extern void http_csv_portal(HttpCsv *csv, Portal portal, int64 limit);
 extern uint64 http_csv_close(HttpCsv *csv);
 extern uint64 http_csv_spool(HttpRequest *req, const char *sql, int nargs, Datum *values,
-						   const char *nulls, List *header);
-
-/* http_export.c */
-extern bool http_export_csv(HttpRequest *req, Oid procoid, const char *crm, const char *model,
-							const char *search, const char *sort, const char *descending);
+							 const char *nulls);
 
 /* http_static.c */
 extern void http_serve_static(HttpRequest *req);

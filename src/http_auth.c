@@ -28,7 +28,12 @@
 #include "auth.h"
 #include "auth_jwt.h"
 
-/* The token of a request: Bearer header first, then the login cookie. */
+/*
+ * The token of a request: the Bearer header, else the login cookie where
+ * the route allows it (GET /api/events only: a browser attaches cookies to
+ * requests that other pages make, so a cookie must never authorise
+ * anything that acts or reads more than the event stream).
+ */
 static const char *
 request_token(HttpRequest *req, bool *malformed)
 {
@@ -42,6 +47,8 @@ request_token(HttpRequest *req, bool *malformed)
 		*malformed = true;
 		return NULL;
 	}
+	if (!req->cookie_auth)
+		return NULL;
 	return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, HTTP_COOKIE);
 }
 

@@ -1,15 +1,29 @@
 /*
  * http_csv.c
- *		CSV replies: a header line, then one line per row, quoted as COPY's
- *		CSV format does, NULL as an empty field.
+ *		CSV replies of any SPI result set, in exactly the format of
+ *		COPY ... TO STDOUT WITH (FORMAT csv, HEADER).
  *
- * Rows come from an SPI cursor in batches and go to an anonymous spool file
- * (in the data directory's temporary-file area) that libmicrohttpd then
- * sends with sendfile().  Memory stays bounded by one batch, and the
- * request's transaction ends before the first byte goes out: a slow client
- * can neither pin a snapshot (holding back vacuum) nor stall the other
- * requests this worker serves, which a cursor held open across the wait
- * loop would do.
+ * This is the one CSV writer: views, functions and the model export all
+ * come through it, so a value looks the same whichever way it is asked for.
+ * Its quoting follows CopyAttributeOutCSV in src/backend/commands/copyto.c:
+ * a field is quoted when it contains the delimiter, the quote character, a
+ * carriage return or a newline, when it is the empty string (NULL is the
+ * empty unquoted field, so the two stay apart), and when it is \. as the
+ * only field of its line; quotes inside are doubled.  Leading and trailing
+ * spaces are kept as they are, unquoted, as COPY does.
+ *
+ * A download (neutralize) also defuses spreadsheet formulas, as OWASP
+ * recommends for CSV injection: a text cell beginning with =, +, -, @, tab
+ * or carriage return gets a leading ', so Excel and LibreOffice show it as
+ * text instead of running it.  Numeric columns are left alone (-5 is a
+ * number, not a formula).
+ *
+ * Rows come from a portal in batches and go to an anonymous spool file (in
+ * the data directory's temporary-file area) that libmicrohttpd then sends
+ * with sendfile().  Memory stays bounded by one batch, and the request's
+ * transaction ends before the first byte goes out: a slow client can
+ * neither pin a snapshot (holding back vacuum) nor stall the other requests
+ * this worker serves, which a cursor held open across the wait loop would.
  */
 #include "postgres.h"
 
@@ -21,6 +35,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
+#include "utils/lsyscache.h"
 
 #include "http.h"
 
@@ -76,124 +91,130 @@ flush_spool(int fd, StringInfo buf, uint64 *written)
 	resetStringInfo(buf);
 }
 
-/* Append one CSV field: quoted when it holds a delimiter, quote, newline,
- * edge spaces, or is empty (so it differs from NULL). */
+/* Whether a spreadsheet would take a cell beginning like v for a formula. */
+static bool
+looks_like_formula(const char *v)
+{
+	return v[0] != '\0' && strchr("=+-@\t\r", v[0]) != NULL;
+}
+
+/*
+ * Append one field as COPY's CSV format writes it (see the file header);
+ * NULL is the empty field.  single is true when the line has one field only.
+ */
 static void
-append_field(StringInfo buf, const char *v)
+append_field(StringInfo buf, const char *v, bool single, bool defuse)
 {
 	const char *c;
+	bool		quote;
 
 	if (v == NULL)
 		return;
-	if (v[0] != '\0' && strpbrk(v, ",\"\r\n") == NULL && v[0] != ' ' && v[strlen(v) - 1] != ' ')
-	{
+	quote = v[0] == '\0' || (single && strcmp(v, "\\.") == 0) || strpbrk(v, ",\"\r\n") != NULL;
+	if (quote)
+		appendStringInfoChar(buf, '"');
+	if (defuse && looks_like_formula(v))
+		appendStringInfoChar(buf, '\'');
+	if (!quote)
 		appendStringInfoString(buf, v);
-		return;
-	}
-	appendStringInfoChar(buf, '"');
-	for (c = v; *c; c++)
+	else
 	{
-		if (*c == '"')
-			appendStringInfoChar(buf, '"');
-		appendStringInfoChar(buf, *c);
+		for (c = v; *c; c++)
+		{
+			if (*c == '"')
+				appendStringInfoChar(buf, '"');
+			appendStringInfoChar(buf, *c);
+		}
+		appendStringInfoChar(buf, '"');
 	}
-	appendStringInfoChar(buf, '"');
 }
 
-/* The header line: the given names, or the result's column names. */
+/* Start a CSV reply into a spool file; neutralize for downloads. */
+HttpCsv *
+http_csv_open(HttpRequest *req, bool neutralize)
+{
+	HttpCsv    *csv = palloc0(sizeof(HttpCsv));
+
+	csv->req = req;
+	csv->neutralize = neutralize;
+	initStringInfo(&csv->buf);
+	req->reply.fd = open_spool();
+	return csv;
+}
+
+/* The header line from the result's column names; notes the numeric columns. */
 static void
-append_header(StringInfo buf, List *header, TupleDesc desc, int width)
+append_header(HttpCsv *csv, TupleDesc desc)
 {
 	int			i;
 
-	if (header != NIL)
+	csv->ncols = desc->natts;
+	csv->numeric = palloc0(sizeof(bool) * (desc->natts + 1));
+	for (i = 0; i < desc->natts; i++)
 	{
-		ListCell   *lc;
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		char		category;
+		bool		preferred;
 
-		foreach(lc, header)
-		{
-			if (foreach_current_index(lc) > 0)
-				appendStringInfoChar(buf, ',');
-			append_field(buf, lfirst(lc));
-		}
+		get_type_category_preferred(att->atttypid, &category, &preferred);
+		csv->numeric[i] = category == TYPCATEGORY_NUMERIC;
+		if (i > 0)
+			appendStringInfoChar(&csv->buf, ',');
+		append_field(&csv->buf, NameStr(att->attname), desc->natts == 1, csv->neutralize);
 	}
-	else
-		for (i = 0; i < width; i++)
-		{
-			if (i > 0)
-				appendStringInfoChar(buf, ',');
-			append_field(buf, NameStr(TupleDescAttr(desc, i)->attname));
-		}
-	appendStringInfoChar(buf, '\n');
+	appendStringInfoChar(&csv->buf, '\n');
+	csv->header_done = true;
 }
 
-/* Append the first ncols columns of the rows of the current SPI_tuptable. */
+/* Append the rows of the current SPI_tuptable. */
 static void
-append_rows(StringInfo buf, int ncols)
+append_rows(HttpCsv *csv)
 {
 	uint64		r;
 	int			i;
 
 	for (r = 0; r < SPI_processed; r++)
 	{
-		for (i = 1; i <= ncols; i++)
+		for (i = 0; i < csv->ncols; i++)
 		{
-			char	   *v = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, i);
+			char	   *v = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, i + 1);
 
-			if (i > 1)
-				appendStringInfoChar(buf, ',');
-			append_field(buf, v);
+			if (i > 0)
+				appendStringInfoChar(&csv->buf, ',');
+			append_field(&csv->buf, v, csv->ncols == 1, csv->neutralize && !csv->numeric[i]);
 			if (v)
 				pfree(v);
 		}
-		appendStringInfoChar(buf, '\n');
+		appendStringInfoChar(&csv->buf, '\n');
 	}
-}
-
-/* Start a CSV reply: the spool file; the header comes with the first query. */
-HttpCsv *
-http_csv_open(HttpRequest *req, List *header)
-{
-	HttpCsv    *csv = palloc0(sizeof(HttpCsv));
-
-	csv->req = req;
-	csv->header = header;
-	initStringInfo(&csv->buf);
-	req->reply.fd = open_spool();
-	return csv;
 }
 
 /*
- * Append the rows of sql to the CSV, at most ncols columns of each (0: all),
- * through an SPI cursor in batches.  Call with SPI connected.
+ * Append the header (the first time) and then at most limit rows (-1: all)
+ * of an open portal, fetched in batches.  Call with SPI connected.
  */
 void
-http_csv_query(HttpCsv *csv, const char *sql, int nargs, Oid *types, Datum *values,
-			   const char *nulls, int ncols)
+http_csv_portal(HttpCsv *csv, Portal portal, int64 limit)
 {
-	Portal		portal = SPI_cursor_open_with_args(NULL, sql, nargs, types, values, nulls, true, 0);
-	int			width = portal->tupDesc->natts;
+	int64		left = limit;
 
-	if (ncols > 0 && ncols < width)
-		width = ncols;
 	if (!csv->header_done)
+		append_header(csv, portal->tupDesc);
+	while (limit < 0 || left > 0)
 	{
-		append_header(&csv->buf, csv->header, portal->tupDesc, width);
-		csv->header_done = true;
-	}
-	for (;;)
-	{
+		long		want = (limit < 0 || left > CSV_BATCH_ROWS) ? CSV_BATCH_ROWS : (long) left;
+
 		CHECK_FOR_INTERRUPTS();
-		SPI_cursor_fetch(portal, true, CSV_BATCH_ROWS);
+		SPI_cursor_fetch(portal, true, want);
 		if (SPI_processed == 0)
 			break;
 		csv->rows += SPI_processed;
-		append_rows(&csv->buf, width);
+		left -= (int64) SPI_processed;
+		append_rows(csv);
 		SPI_freetuptable(SPI_tuptable);
 		if (csv->buf.len >= CSV_FLUSH_BYTES)
 			flush_spool(csv->req->reply.fd, &csv->buf, &csv->written);
 	}
-	SPI_cursor_close(portal);
 }
 
 /* Finish the CSV: flush, rewind, and make the file the reply's body. */
@@ -202,12 +223,6 @@ http_csv_close(HttpCsv *csv)
 {
 	int			fd = csv->req->reply.fd;
 
-	/* no query ran (a search on a model without text): the header alone */
-	if (!csv->header_done && csv->header != NIL)
-	{
-		append_header(&csv->buf, csv->header, NULL, 0);
-		csv->header_done = true;
-	}
 	flush_spool(fd, &csv->buf, &csv->written);
 	if (lseek(fd, 0, SEEK_SET) < 0)
 		ereport(ERROR, (errcode_for_file_access(), errmsg("could not rewind the CSV spool file: %m")));
@@ -216,19 +231,21 @@ http_csv_close(HttpCsv *csv)
 }
 
 /*
- * Run sql (text parameters) into a CSV reply; returns the number of rows.
- * Call with SPI connected.
+ * Run sql (text parameters) into a CSV reply for machines, values exactly
+ * as COPY writes them; returns the number of rows.  Call with SPI connected.
  */
 uint64
-http_csv_spool(HttpRequest *req, const char *sql, int nargs, Datum *values,
-			   const char *nulls, List *header)
+http_csv_spool(HttpRequest *req, const char *sql, int nargs, Datum *values, const char *nulls)
 {
 	Oid		   *types = palloc(sizeof(Oid) * (nargs + 1));
-	HttpCsv    *csv = http_csv_open(req, header);
+	HttpCsv    *csv = http_csv_open(req, false);
+	Portal		portal;
 	int			i;
 
 	for (i = 0; i < nargs; i++)
 		types[i] = TEXTOID;
-	http_csv_query(csv, sql, nargs, types, values, nulls, 0);
+	portal = SPI_cursor_open_with_args(NULL, sql, nargs, types, values, nulls, true, 0);
+	http_csv_portal(csv, portal, -1);
+	SPI_cursor_close(portal);
 	return http_csv_close(csv);
 }

@@ -426,7 +426,7 @@ read_in_transaction(HttpRequest *req, void *arg)
 		reply_json_rows(req, a, sql.data, total);
 		return;
 	}
-	rows = http_csv_spool(req, sql.data, a->params.n, a->params.values, NULL, NIL);
+	rows = http_csv_spool(req, sql.data, a->params.n, a->params.values, NULL);
 	if (!set_range(req, (int64) a->q.offset, rows, total))
 		return;
 	req->reply.content_type = "text/csv; charset=utf-8";

@@ -207,6 +207,63 @@ declared_body_too_large(struct MHD_Connection *conn)
 	return cl != NULL && strtoull(cl, NULL, 10) > (unsigned long long) http_max_body;
 }
 
+/* The headers that frame a body, counted by count_framing(). */
+typedef struct Framing
+{
+	int			content_length;
+	int			transfer_encoding;
+	const char *encoding;		/* the last Transfer-Encoding value */
+} Framing;
+
+/* Count one framing header (an iterator callback: it neither allocates nor throws). */
+static enum MHD_Result
+count_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	Framing    *f = cls;
+
+	if (pg_strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		f->content_length++;
+	else if (pg_strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+	{
+		f->transfer_encoding++;
+		f->encoding = value;
+	}
+	return MHD_YES;
+}
+
+/*
+ * Refuse a request whose body's end could be read more than one way: two
+ * Content-Length headers (libmicrohttpd 0.9.75 silently uses the first),
+ * Content-Length beside Transfer-Encoding (it uses the chunks), or more than
+ * one Transfer-Encoding.  A proxy that read it the other way would see a
+ * different request, or a second one smuggled inside this body.  A transfer
+ * coding other than chunked is not implemented (it would otherwise wait for
+ * the connection to close).  Returns true when it replied; the connection
+ * then closes without reading the body.
+ */
+static bool
+refuse_framing(HttpRequest *req)
+{
+	Framing		f = {0, 0, NULL};
+
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, count_framing, &f);
+	if (f.content_length > 1 || f.transfer_encoding > 1 ||
+		(f.content_length > 0 && f.transfer_encoding > 0))
+		http_reply_error(req, 400, "PGRST100", "ambiguous request framing",
+						 f.transfer_encoding > 0 && f.content_length > 0 ?
+						 "The request has both Content-Length and Transfer-Encoding." :
+						 "The request repeats Content-Length or Transfer-Encoding.",
+						 "Send one Content-Length, or Transfer-Encoding: chunked alone.");
+	else if (f.transfer_encoding == 1 && pg_strcasecmp(f.encoding ? f.encoding : "", "chunked") != 0)
+		http_reply_error(req, 501, "PGRST100",
+						 psprintf("Transfer-Encoding \"%s\" is not supported", f.encoding ? f.encoding : ""),
+						 NULL, "Send one Content-Length, or Transfer-Encoding: chunked alone.");
+	else
+		return false;
+	http_reply_header(req, MHD_HTTP_HEADER_CONNECTION, "close");
+	return true;
+}
+
 /*
  * One call of the access handler: once when the headers are in, then once
  * per chunk of body, then once more to answer.
@@ -221,6 +278,8 @@ access_step(struct MHD_Connection *conn, const char *url, const char *method,
 	{
 		req = http_request_new(conn, url, method);
 		*con_cls = req;
+		if (refuse_framing(req))
+			return http_queue_reply(req);
 		req->body_too_large = declared_body_too_large(conn);
 		/* a client that declares too much gets its answer before sending it */
 		if (!req->body_too_large)

@@ -85,6 +85,33 @@ json_escapes_nul(const char *s, int len)
 }
 
 /*
+ * The body as one JSON value, or NULL when it is not exactly one: white
+ * space may surround the value, but anything else after it (garbage, a
+ * second object) makes the body invalid, as PostgREST has it.  A lenient
+ * parser that stopped after the first value would act on part of a body
+ * that meant something else as a whole.
+ */
+static cJSON *
+parse_json_body(const char *data, size_t len)
+{
+	const char *end = NULL;
+	cJSON	   *doc = cJSON_ParseWithLengthOpts(data, len, &end, false);
+
+	if (doc == NULL || end == NULL)
+	{
+		cJSON_Delete(doc);
+		return NULL;
+	}
+	for (; end < data + len; end++)
+		if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r')
+		{
+			cJSON_Delete(doc);
+			return NULL;
+		}
+	return doc;
+}
+
+/*
  * Arguments from a POST body; replies 400 PGRST102 on bad JSON.  The body
  * must be UTF-8 without NULs: its strings become text parameters as they
  * are, so invalid bytes would otherwise reach tables and error messages.
@@ -105,7 +132,7 @@ args_from_body(HttpRequest *req, RpcCall *call)
 						 "Send a UTF-8 JSON object without \\u0000 escapes.");
 		return false;
 	}
-	doc = cJSON_ParseWithLength(req->body.data, req->body.len);
+	doc = parse_json_body(req->body.data, req->body.len);
 	if (!cJSON_IsObject(doc))
 	{
 		cJSON_Delete(doc);
@@ -344,30 +371,6 @@ reply_set(HttpRequest *req, RpcCall *call, const char *expr, int n, Datum *param
 					  psprintf(INT64_FORMAT "-" INT64_FORMAT "/*", (int64) call->q.offset, (int64) call->q.offset + rows - 1) : "*/*");
 }
 
-/* The columns of a model, in order, for its CSV export. */
-static List *
-model_column_names(RpcCall *call)
-{
-	RpcArg	   *crm = given_arg(call, "crm");
-	RpcArg	   *model = given_arg(call, "model");
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
-	List	   *names = NIL;
-	uint64		i;
-
-	if (!crm || !model || !crm->value || !model->value)
-		return NIL;
-	values[0] = CStringGetTextDatum(crm->value);
-	values[1] = CStringGetTextDatum(model->value);
-	if (SPI_execute_with_args("SELECT name::text FROM crm_api.model_columns "
-							  " WHERE crm = $1 AND model = $2 ORDER BY position",
-							  2, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "lookup of the columns of %s_%s failed", crm->value, model->value);
-	for (i = 0; i < SPI_processed; i++)
-		names = lappend(names, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-	return names;
-}
-
 /*
  * A file name of ASCII letters, digits, '_', '-' and '.' only (isalnum()
  * would follow the locale): it goes into a quoted header parameter.
@@ -384,37 +387,6 @@ safe_filename(const char *crm, const char *model)
 	return name;
 }
 
-static void set_export_reply(HttpRequest *req, RpcCall *call);
-
-/* export_rows as CSV through its JSON: one column per model column. */
-static void
-reply_export_csv(HttpRequest *req, RpcCall *call, const char *expr, int n, Datum *params,
-				 char *nulls)
-{
-	List	   *names = model_column_names(call);
-	StringInfoData sql;
-	Datum	   *all = palloc(sizeof(Datum) * (n + list_length(names) + 1));
-	char	   *allnulls = palloc(n + list_length(names) + 1);
-	ListCell   *lc;
-	int			k = n;
-
-	memcpy(all, params, sizeof(Datum) * n);
-	memcpy(allnulls, nulls, n);
-	initStringInfo(&sql);
-	appendStringInfoString(&sql, "SELECT ");
-	foreach(lc, names)
-	{
-		allnulls[k] = ' ';
-		all[k++] = CStringGetTextDatum(lfirst(lc));
-		appendStringInfo(&sql, "%sr.x->>$%d", k > n + 1 ? ", " : "", k);
-	}
-	if (names == NIL)
-		appendStringInfoString(&sql, "r.x::text");
-	appendStringInfo(&sql, " FROM %s AS r(x)%s", expr, paging_clause(call));
-	http_csv_spool(req, sql.data, k, all, allnulls, names);
-	set_export_reply(req, call);
-}
-
 /* The text of an optional argument, or NULL. */
 static const char *
 arg_value(RpcCall *call, const char *name)
@@ -424,29 +396,53 @@ arg_value(RpcCall *call, const char *name)
 	return a ? a->value : NULL;
 }
 
-/* export_rows as CSV: straight from the table when possible, else via JSON. */
-static void
-reply_export(HttpRequest *req, RpcCall *call, const char *expr, int n, Datum *params,
-			 char *nulls)
+/*
+ * Call crm_api.export_cursor with export_rows' arguments (it takes the same
+ * ones) and return the cursor it opened in this transaction.
+ */
+static Portal
+open_export_cursor(RpcCall *call, int n, Datum *params, char *nulls)
 {
-	if (call->q.limit < 0 && call->q.offset == 0 &&
-		http_export_csv(req, call->procoid, arg_value(call, "crm"), arg_value(call, "model"),
-						arg_value(call, "search"), arg_value(call, "sort"),
-						arg_value(call, "descending")))
-		set_export_reply(req, call);
-	else
-		reply_export_csv(req, call, expr, n, params, nulls);
+	RpcCall		cursor_call = *call;
+	char	   *name;
+	Portal		portal;
+
+	cursor_call.fn = "export_cursor";
+	run_call(&cursor_call, psprintf("SELECT %s::text", call_expression(&cursor_call, params, nulls)),
+			 n, params, nulls);
+	name = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	portal = name ? SPI_cursor_find(name) : NULL;
+	if (portal == NULL)
+		elog(ERROR, "crm_dashboard: crm_api.export_cursor opened no cursor");
+	return portal;
 }
 
-/* Status, media type and file name of a CSV export. */
+/*
+ * export_rows as CSV, a download: the generic writer prints what FETCH
+ * returns from export_cursor, formulas neutralised, in the same format with
+ * or without ?offset= (a MOVE) and ?limit= (the FETCH count).  The HTTP
+ * layer knows nothing of how the rows are queried.
+ */
 static void
-set_export_reply(HttpRequest *req, RpcCall *call)
+reply_export(HttpRequest *req, RpcCall *call, int n, Datum *params, char *nulls)
 {
+	const char *crm = arg_value(call, "crm");
+	const char *model = arg_value(call, "model");
+	Portal		portal = open_export_cursor(call, n, params, nulls);
+	HttpCsv    *csv;
+
+	if (call->q.offset > 0)
+		SPI_cursor_move(portal, true, (long) call->q.offset);
+	csv = http_csv_open(req, http_csv_neutralize_formulas);
+	http_csv_portal(csv, portal, call->q.limit);
+	http_csv_close(csv);
+	SPI_cursor_close(portal);
 	req->reply.status = 200;
 	req->reply.content_type = "text/csv; charset=utf-8";
 	http_reply_header(req, "Content-Disposition",
 					  psprintf("attachment; filename=\"%s\"",
-							   safe_filename(given_arg(call, "crm")->value, given_arg(call, "model")->value)));
+							   /* export_cursor refused NULL names: both are set */
+							   safe_filename(crm ? crm : "", model ? model : "")));
 }
 
 /* The call, inside the request's transaction. */
@@ -471,16 +467,15 @@ call_in_transaction(HttpRequest *req, void *arg)
 						 "Call it with POST.");
 		return;
 	}
-	expr = call_expression(call, params, nulls);
-	if (call->media == HTTP_MEDIA_CSV && strcmp(call->fn, "export_rows") == 0 &&
-		arg_value(call, "crm") && arg_value(call, "model"))
+	if (call->media == HTTP_MEDIA_CSV && strcmp(call->fn, "export_rows") == 0)
 	{
-		reply_export(req, call, expr, n, params, nulls);
+		reply_export(req, call, n, params, nulls);
 		return;
 	}
+	expr = call_expression(call, params, nulls);
 	if (call->media == HTTP_MEDIA_CSV)
 	{
-		http_csv_spool(req, psprintf("SELECT * FROM %s%s", expr, paging_clause(call)), n, params, nulls, NIL);
+		http_csv_spool(req, psprintf("SELECT * FROM %s%s", expr, paging_clause(call)), n, params, nulls);
 		req->reply.status = 200;
 		req->reply.content_type = "text/csv; charset=utf-8";
 		return;

@@ -1,6 +1,7 @@
 /*
  * paging.c
- *		model_rows(), export_rows(), count_rows(): reading a model's rows.
+ *		model_rows(), export_rows(), export_cursor(), count_rows(): reading a
+ *		model's rows.
  *
  * model_rows pages by keyset: each page is one or two index-friendly queries
  * ("keys > cursor ORDER BY keys LIMIT n+1"), so a page deep in the table
@@ -25,6 +26,7 @@
 
 PG_FUNCTION_INFO_V1(crm_dashboard_model_rows);
 PG_FUNCTION_INFO_V1(crm_dashboard_export_rows);
+PG_FUNCTION_INFO_V1(crm_dashboard_export_cursor);
 PG_FUNCTION_INFO_V1(crm_dashboard_count_rows);
 
 /* Rows fetched per round trip while exporting. */
@@ -349,6 +351,38 @@ crm_dashboard_export_rows(PG_FUNCTION_ARGS)
 		export_segment(spec, seg, rsinfo->setResult, rsinfo->setDesc);
 	SPI_finish();
 	return (Datum) 0;
+}
+
+/*
+ * export_cursor(crm, model, search, sort, descending): open a cursor over
+ * every matching row, the model's columns only, in the order of model_rows,
+ * and return its name.  The caller FETCHes from it in the same transaction
+ * (the CSV export does, with the generic CSV writer).  Permissions are
+ * checked when the cursor opens, so under the SECURITY DEFINER wrapper the
+ * caller reads the rows without rights on the table itself.
+ */
+Datum
+crm_dashboard_export_cursor(PG_FUNCTION_ARGS)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {(Datum) 0};
+	PageSpec   *spec;
+	Portal		portal;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", PG_ARGISNULL(0) ? "crm" : "model"),
+				 errhint("Name a CRM and one of its models, as crm_api.crm_models lists them.")));
+	spec = spec_from_args(fcinfo, 2, 3, 4);
+	if (spec->filter)
+		values[0] = CStringGetTextDatum(spec->pattern);
+	SPI_connect();
+	portal = SPI_cursor_open_with_args(NULL, paging_export_query(spec), spec->filter ? 1 : 0,
+									   types, values, NULL, true, 0);
+	SPI_finish();
+	/* the portal outlives this call: it lives until closed or the transaction ends */
+	PG_RETURN_TEXT_P(cstring_to_text(portal->name));
 }
 
 /* count_rows(crm, model): the exact number of rows, by a full count. */

@@ -71,6 +71,7 @@ extern PageSpec *paging_spec(const char *crm, const char *model, const char *sor
 extern int	paging_segment_keys(const PageSpec *spec, int segment);
 extern char *paging_query(const PageSpec *spec, int segment, bool reverse,
 						  bool has_after, int limit);
+extern char *paging_export_query(const PageSpec *spec);
 extern Datum *paging_params(const PageSpec *spec, const PageCursor *after,
 							int segment, Oid **types, int *nparams);
 

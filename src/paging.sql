@@ -60,3 +60,27 @@ REVOKE ALL ON FUNCTION crm_api.model_rows(text, text, text, integer, text, text,
 GRANT EXECUTE ON FUNCTION crm_api.model_rows(text, text, text, integer, text, text, boolean),
     crm_api.export_rows(text, text, text, text, boolean),
     crm_api.count_rows(text, text) TO crm_dashboard_viewer;
+
+-- A typed interface for exports that need the rows' own columns (CSV): a
+-- cursor, opened with the definer's rights, that the caller fetches from in
+-- the same transaction.
+
+CREATE FUNCTION crm_dashboard.export_cursor(crm text, model text, search text, sort text,
+    descending boolean)
+RETURNS refcursor
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'crm_dashboard_export_cursor';
+REVOKE ALL ON FUNCTION crm_dashboard.export_cursor(text, text, text, text, boolean) FROM PUBLIC;
+
+CREATE FUNCTION crm_api.export_cursor(crm text, model text, search text DEFAULT NULL,
+    sort text DEFAULT NULL, descending boolean DEFAULT false)
+RETURNS refcursor
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT crm_dashboard.export_cursor(crm, model, search, sort, descending) $$;
+COMMENT ON FUNCTION crm_api.export_cursor(text, text, text, text, boolean) IS
+    'Opens a cursor over every row of a model matching search, its columns only, in the order of model_rows '
+    '(sort, NULLs last in either direction, then the primary key), and returns its name: FETCH from it in the '
+    'same transaction.  The CSV export (export_rows with Accept: text/csv) reads through it.';
+REVOKE ALL ON FUNCTION crm_api.export_cursor(text, text, text, text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm_api.export_cursor(text, text, text, text, boolean) TO crm_dashboard_viewer;

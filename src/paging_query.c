@@ -308,6 +308,34 @@ paging_query(const PageSpec *spec, int segment, bool reverse, bool has_after, in
 	return buf.data;
 }
 
+/*
+ * SQL of the whole export: the model's columns, every row matching the
+ * search, in exactly the order model_rows pages through them.  One query
+ * instead of model_rows' two segments: NULLS LAST puts the rows whose sort
+ * value is NULL after all the others in either direction, and ties on the
+ * sort value (NULLs included) are broken by the same keys in the same
+ * direction.  $1 is the search pattern when there is a filter.
+ */
+char *
+paging_export_query(const PageSpec *spec)
+{
+	StringInfoData buf;
+	const char *dir = spec->descending ? " DESC" : "";
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "SELECT ");
+	for (int i = 0; i < spec->ncolumns; i++)
+		appendStringInfo(&buf, "%st.%s", i ? ", " : "", quote_identifier(spec->columns[i].name));
+	appendStringInfo(&buf, " FROM %s t", spec->table);
+	if (spec->filter)
+		appendStringInfo(&buf, " WHERE (%s)", spec->filter);
+	appendStringInfoString(&buf, " ORDER BY ");
+	for (int i = 0; i < spec->nkeys; i++)
+		appendStringInfo(&buf, "%s%s%s%s", i ? ", " : "", spec->keys[i].expr, dir,
+						 (i == 0 && spec->sort != NULL) ? " NULLS LAST" : "");
+	return buf.data;
+}
+
 /* The parameters of paging_query: the search pattern, then the cursor's keys. */
 Datum *
 paging_params(const PageSpec *spec, const PageCursor *after, int segment, Oid **types,

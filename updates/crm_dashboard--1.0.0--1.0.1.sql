@@ -353,3 +353,27 @@ BEGIN ATOMIC
                      FROM crm_dashboard.sync_history c WHERE c.parent_id = h.id))
     FROM crm_dashboard.sync_history h WHERE h.id = run_id;
 END;
+
+-- A typed interface for exports that need the rows' own columns (CSV): a
+-- cursor, opened with the definer's rights, that the caller fetches from in
+-- the same transaction.
+
+CREATE FUNCTION crm_dashboard.export_cursor(crm text, model text, search text, sort text,
+    descending boolean)
+RETURNS refcursor
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'crm_dashboard_export_cursor';
+REVOKE ALL ON FUNCTION crm_dashboard.export_cursor(text, text, text, text, boolean) FROM PUBLIC;
+
+CREATE FUNCTION crm_api.export_cursor(crm text, model text, search text DEFAULT NULL,
+    sort text DEFAULT NULL, descending boolean DEFAULT false)
+RETURNS refcursor
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT crm_dashboard.export_cursor(crm, model, search, sort, descending) $$;
+COMMENT ON FUNCTION crm_api.export_cursor(text, text, text, text, boolean) IS
+    'Opens a cursor over every row of a model matching search, its columns only, in the order of model_rows '
+    '(sort, NULLs last in either direction, then the primary key), and returns its name: FETCH from it in the '
+    'same transaction.  The CSV export (export_rows with Accept: text/csv) reads through it.';
+REVOKE ALL ON FUNCTION crm_api.export_cursor(text, text, text, text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm_api.export_cursor(text, text, text, text, boolean) TO crm_dashboard_viewer;

@@ -45,8 +45,9 @@ def test_login_token_and_cookie(api):
     assert claims["exp"] - claims["iat"] == 8 * 3600
     cookie = r.header("Set-Cookie")
     assert cookie.startswith("crm_dashboard_token=" + body["token"])
-    for attr in ("HttpOnly", "SameSite=Strict", "Path=/api"):
-        assert attr in cookie
+    attrs = [a.strip() for a in cookie.split(";")[1:]]
+    for attr in ("HttpOnly", "SameSite=Strict", "Path=/api/events"):
+        assert attr in attrs, cookie
 
 
 def test_login_bad_password_same_error_as_unknown_user(api):
@@ -57,13 +58,27 @@ def test_login_bad_password_same_error_as_unknown_user(api):
     assert a.json()["code"] == "28P01"
 
 
-def test_cookie_is_accepted_and_logout_clears_it(api):
+def events_status(api, headers):
+    """The status of GET /api/events with the given headers (the stream is not read)."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", api.port, timeout=10)
+    try:
+        conn.request("GET", "/api/events", headers=headers)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
+def test_cookie_opens_only_the_event_stream_and_logout_clears_it(api):
     token = api.token("vera")
-    r = api.get("/api/rpc/whoami", headers={"Cookie": f"crm_dashboard_token={token}"})
-    assert r.status == 200 and r.json() == {"username": "vera", "role": "crm_dashboard_viewer"}
+    cookie = {"Cookie": f"crm_dashboard_token={token}"}
+    assert events_status(api, cookie) == 200
+    r = api.get("/api/rpc/whoami", headers=cookie)
+    assert r.status == 401 and r.json()["code"] == "PGRST302"
     r = api.post("/api/rpc/logout")
     assert r.status == 204
-    assert "Max-Age=0" in r.header("Set-Cookie")
+    cleared = [c for c in r.headers_all("Set-Cookie") if "Path=/api/events" in c]
+    assert len(cleared) == 1 and "Max-Age=0" in cleared[0]
 
 
 @pytest.mark.parametrize("case", ["expired", "not_yet", "alg_none", "forged", "garbage", "bad_role",
@@ -236,6 +251,7 @@ def test_rpc_set_result_is_an_array(api):
     ("POST", "/api/rpc/count_rows", {"crm": "hubspot"}, 404, "PGRST202"),
     ("POST", "/api/rpc/count_rows", "{not json", 400, "PGRST102"),
     ("POST", "/api/rpc/count_rows", "[1,2]", 400, "PGRST102"),
+    ("POST", "/api/rpc/count_rows", "{} {}", 400, "PGRST102"),
     ("POST", "/api/rpc/count_rows", {"crm": "nosuch", "model": "x"}, 400, "42704"),
     ("GET", "/api/rpc/start_sync?crm=hubspot&model=contact", None, 405, "PGRST101"),
     ("GET", "/api/rpc/pg_sleep?seconds=1", None, 404, "PGRST202"),
@@ -244,7 +260,8 @@ def test_rpc_set_result_is_an_array(api):
     ("POST", "/api/rpc/export_rows?limit=-2", {"crm": "hubspot", "model": "deal"}, 416, "PGRST103"),
 ])
 def test_rpc_errors(api, method, path, body, status, code):
-    r = api.request(method, path, body=body, user="vera")
+    headers = {"Content-Type": "application/json"} if isinstance(body, str) else None
+    r = api.request(method, path, body=body, user="vera", headers=headers)
     assert r.status == status, r
     assert r.json()["code"] == code
 
@@ -391,7 +408,7 @@ def test_random_queries_never_fail_the_server(api):
     bodies = ['{"crm": {"a": [1, 2]}, "model": null}', '{"crm": 1e999}', '{"crm": "\\u0000"}', '""', "null",
               '{"crm": "hubspot", "model": "contact", "per_page": "many"}', "{" * 5000, '{"a":' * 100]
     for body in bodies:
-        r = api.post("/api/rpc/model_rows", body, user="vera")
+        r = api.post("/api/rpc/model_rows", body, user="vera", headers={"Content-Type": "application/json"})
         assert r.status < 500, (body, r)
 
 
@@ -406,7 +423,7 @@ def test_csv_export_with_null_arguments_and_paging(api):
     body = {"crm": "hubspot", "model": "deal", "search": None, "sort": "id"}
     r = api.post("/api/rpc/export_rows", body, user="vera", headers={"Accept": "text/csv"})
     assert r.status == 200 and r.body.decode().count("\n") == 21
-    # with limit/offset the export goes through export_rows' JSON
+    # limit and offset count rows of the same export
     r = api.post("/api/rpc/export_rows?limit=3&offset=2", body, user="vera", headers={"Accept": "text/csv"})
     rows = list(csv.reader(io.StringIO(r.body.decode())))
     assert r.status == 200 and rows[0] == ["id", "name", "amount"] and [x[0] for x in rows[1:]] == ["3", "4", "5"]

@@ -40,7 +40,8 @@ def test_non_utf8_header_stays_out_of_request_headers(api, cluster):
         GRANT EXECUTE ON FUNCTION crm_api.echo_headers() TO crm_dashboard_viewer;
     """)
     r = api.request("POST", "/api/rpc/echo_headers", body=b"{}",
-                    headers={"X-Bad": b"caf\xe9", "X-Good": "ok"}, user="vera")
+                    headers={"X-Bad": b"caf\xe9", "X-Good": "ok", "Content-Type": "application/json"},
+                    user="vera")
     assert r.status == 200, r
     headers = r.json()
     assert headers["x-good"] == "ok" and "x-bad" not in headers

@@ -22,13 +22,18 @@ def sign_token(claims, secret, alg="HS256"):
 
 
 class Response:
-    def __init__(self, status, headers, body):
+    def __init__(self, status, headers, body, header_list=None):
         self.status = status
         self.headers = headers
         self.body = body
+        self.header_list = header_list or list(headers.items())
 
     def header(self, name):
         return self.headers.get(name.lower())
+
+    def headers_all(self, name):
+        """Every value of a header that may repeat (Set-Cookie)."""
+        return [v for k, v in self.header_list if k.lower() == name.lower()]
 
     def json(self):
         return json.loads(self.body)
@@ -59,7 +64,7 @@ class Http:
             conn.request(method, path, body=body, headers=headers)
             r = conn.getresponse()
             data = r.read()
-            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data, r.getheaders())
         finally:
             conn.close()
 

@@ -1,7 +1,16 @@
 // Talking to the crm_api HTTP surface: the token, PostgREST-shaped errors, reads and RPCs.
+//
+// The session {token, username, role, expires_at} lives in this tab's
+// sessionStorage: a reload keeps it, and every request sends the token as
+// "Authorization: Bearer".  The server's login cookie only opens the event
+// stream (EventSource cannot send headers) and never signs a tab in.  A new
+// tab asks the dashboard's open tabs for their session over a BroadcastChannel
+// (same origin only); with no open tab it shows the sign-in page.
 
 const KEY = 'crm_dashboard.session';
+const ASK_TIMEOUT_MS = 400;
 const listeners = new Set();
+const channel = typeof BroadcastChannel === 'function' ? new BroadcastChannel('crm_dashboard.session') : null;
 
 // An API failure carrying PostgREST's {code, message, details, hint} and the HTTP status.
 export class ApiError extends Error {
@@ -14,17 +23,18 @@ export class ApiError extends Error {
 	}
 }
 
-// The signed-in session {token, username, role, expires_at}, or null.  A session
-// restored from the server's cookie (a new tab) has no token: the cookie authenticates.
+// Whether s is a usable session: a token, a user and a role, not expired.
+function usable(s) {
+	return !!s && typeof s.token === 'string' && s.token !== '' && typeof s.username === 'string' &&
+		typeof s.role === 'string' && !(s.expires_at && new Date(s.expires_at).getTime() < Date.now());
+}
+
+// The signed-in session {token, username, role, expires_at}, or null.
 export function session() {
 	try {
 		const s = JSON.parse(sessionStorage.getItem(KEY));
-		if (!s || (!s.token && !s.cookie)) return null;
-		if (s.expires_at && new Date(s.expires_at).getTime() < Date.now()) {
-			sessionStorage.removeItem(KEY);
-			return null;
-		}
-		return s;
+		if (s && !usable(s)) sessionStorage.removeItem(KEY);
+		return usable(s) ? s : null;
 	} catch {
 		return null;
 	}
@@ -47,6 +57,18 @@ function endSession(reason) {
 	sessionStorage.removeItem(KEY);
 	for (const fn of listeners) fn(reason);
 }
+
+// Answer the dashboard's other tabs: a new tab asks for the session, and a
+// sign-out in one tab ends the session in all of them.
+channel?.addEventListener('message', (e) => {
+	const m = e.data || {};
+	if (m.type === 'ask') {
+		const s = session();
+		if (s) channel.postMessage({ type: 'session', session: s });
+	} else if (m.type === 'logout' && session()) {
+		endSession('logout');
+	}
+});
 
 // An ApiError from a failed response (PostgREST's JSON, or the status in words).
 async function errorFrom(res) {
@@ -109,37 +131,46 @@ export function rpc(fn, args = {}, opts = {}) {
 	return request('POST', `rpc/${fn}`, { ...opts, body: args });
 }
 
-// Sign in; keeps the session for this tab (the server also sets an HttpOnly cookie for SSE).
+// Sign in; keeps the session for this tab (the server also sets an HttpOnly
+// cookie that only the event stream accepts).
 export async function login(username, password) {
 	const s = await rpc('login', { username, password });
 	sessionStorage.setItem(KEY, JSON.stringify(s));
 	return s;
 }
 
-// In a tab without a session, adopt the one the server's HttpOnly cookie still
-// carries (set at sign-in in another tab); quietly nothing when there is none.
-export async function restoreSession() {
-	if (session()) return;
-	try {
-		const res = await fetch('/api/rpc/whoami', {
-			method: 'POST', credentials: 'same-origin',
-			headers: { Accept: 'application/json', 'Content-Type': 'application/json' }, body: '{}',
-		});
-		if (!res.ok) return;
-		const who = await res.json();
-		if (who && who.username && who.role) sessionStorage.setItem(KEY, JSON.stringify({ ...who, cookie: true }));
-	} catch {
-		/* signed out: the sign-in page follows */
-	}
+// In a tab without a session, adopt the session of an open tab of the
+// dashboard, if one answers in time; quietly nothing otherwise.
+export function restoreSession() {
+	if (session() || !channel) return Promise.resolve();
+	return new Promise((resolve) => {
+		const done = () => {
+			clearTimeout(timer);
+			channel.removeEventListener('message', answer);
+			resolve();
+		};
+		const answer = (e) => {
+			const m = e.data || {};
+			if (m.type !== 'session' || !usable(m.session)) return;
+			const { token, username, role, expires_at } = m.session;
+			sessionStorage.setItem(KEY, JSON.stringify({ token, username, role, expires_at }));
+			done();
+		};
+		const timer = setTimeout(done, ASK_TIMEOUT_MS);
+		channel.addEventListener('message', answer);
+		channel.postMessage({ type: 'ask' });
+	});
 }
 
-// Sign out here and on the server (which clears the cookie); never fails.
+// Sign out here, in the other tabs and on the server (which clears the
+// cookie); never fails.
 export async function logout() {
 	try {
 		await rpc('logout', {});
 	} catch {
 		/* the session ends locally whatever the server says */
 	}
+	channel?.postMessage({ type: 'logout' });
 	endSession('logout');
 }
 
