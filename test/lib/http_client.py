@@ -21,6 +21,15 @@ def sign_token(claims, secret, alg="HS256"):
     return f"{head}.{body}.{b64url(sig) if alg == 'HS256' else ''}"
 
 
+def token_username(token):
+    """The username claim of a JWT (unverified), or None."""
+    try:
+        body = token.split(".")[1]
+        return json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))).get("username")
+    except (IndexError, ValueError):
+        return None
+
+
 class Response:
     def __init__(self, status, headers, body, header_list=None):
         self.status = status
@@ -64,6 +73,10 @@ class Http:
             conn.request(method, path, body=body, headers=headers)
             r = conn.getresponse()
             data = r.read()
+            if token and path.split("?")[0] == "/api/rpc/logout" and r.status == 204:
+                # logging out revokes every token of the user: forget ours
+                gone = token_username(token)
+                self.tokens = {u: t for u, t in self.tokens.items() if u != gone}
             return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data, r.getheaders())
         finally:
             conn.close()
