@@ -98,13 +98,18 @@ extern void http_conn_request_done(struct MHD_Connection *conn);
 extern void http_conn_reap(void);
 extern long http_conn_next_timeout_ms(void);
 
-/* http_request.c */
+/* http_dispatch.c */
 extern enum MHD_Result http_access_handler(void *cls, struct MHD_Connection *conn,
 										   const char *url, const char *method,
 										   const char *version, const char *upload_data,
 										   size_t *upload_data_size, void **con_cls);
 extern void http_request_completed(void *cls, struct MHD_Connection *conn,
 								   void **con_cls, enum MHD_RequestTerminationCode toe);
+
+/* http_request.c */
+extern HttpRequest *http_request_new(struct MHD_Connection *conn, const char *url,
+									 const char *method);
+extern void http_request_free(HttpRequest *req);
 extern const char *http_header(HttpRequest *req, const char *name);
 
 /* A header or query argument (pointing into libmicrohttpd's memory). */
