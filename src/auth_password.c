@@ -95,10 +95,9 @@ lookup_user(const char *username, DashboardUser *user)
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(username)};
 
-	if (SPI_execute_with_args("SELECT password_hash, role, token_generation FROM crm_dashboard.dashboard_user "
+	crm_spi_execute("SELECT password_hash, role, token_generation FROM crm_dashboard.dashboard_user "
 							  " WHERE username = $1",
-							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "crm_dashboard: lookup of dashboard user failed");
+							  1, types, values, NULL, false, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
 	user->secret = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -134,14 +133,12 @@ login_reply(const char *username, const char *role, const char *token, int64 exp
 	Datum		values[4] = {CStringGetTextDatum(username), CStringGetTextDatum(role),
 	CStringGetTextDatum(token), Int64GetDatum(exp)};
 
-	if (SPI_execute_with_args("UPDATE crm_dashboard.dashboard_user SET last_login_at = now() "
+	crm_spi_execute("UPDATE crm_dashboard.dashboard_user SET last_login_at = now() "
 							  " WHERE username = $1",
-							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "crm_dashboard: could not record the login");
-	if (SPI_execute_with_args("SELECT json_build_object('token', $3, 'username', $1, 'role', $2, "
+							  1, types, values, NULL, false, 0, SPI_OK_UPDATE);
+	crm_spi_execute("SELECT json_build_object('token', $3, 'username', $1, 'role', $2, "
 							  "       'expires_at', to_timestamp($4))::text",
-							  4, types, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "crm_dashboard: could not build the login reply");
+							  4, types, values, NULL, false, 1, SPI_OK_SELECT);
 	return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 }
 

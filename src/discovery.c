@@ -126,8 +126,7 @@ query_models(const char *crm, const char *model)
 	values[2] = model ? CStringGetTextDatum(model) : (Datum) 0;
 
 	SPI_connect();
-	if (SPI_execute_with_args(model_query, 3, argtypes, values, nulls, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "crm_dashboard: model discovery query failed");
+	crm_spi_execute(model_query, 3, argtypes, values, nulls, true, 0, SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 		result = lappend(result, model_from_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, caller));
 	SPI_finish();
@@ -144,9 +143,8 @@ known_crm_names(void)
 	char	   *names;
 
 	SPI_connect();
-	if (SPI_execute("SELECT string_agg(name, ', ' ORDER BY sort_order, name) "
-					"FROM crm_dashboard.crm_source WHERE NOT hidden", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "crm_dashboard: could not list CRMs");
+	crm_spi_execute("SELECT string_agg(name, ', ' ORDER BY sort_order, name) "
+					"FROM crm_dashboard.crm_source WHERE NOT hidden", 0, NULL, NULL, NULL, true, 0, SPI_OK_SELECT);
 	names = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	names = MemoryContextStrdup(caller, names ? names : "(none)");
 	SPI_finish();
@@ -178,9 +176,8 @@ crm_check_crm(const char *crm)
 	check_name_shape("CRM", crm);
 	values[0] = CStringGetTextDatum(crm);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT 1 FROM crm_dashboard.crm_source WHERE name = $1 AND NOT hidden",
-							  1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "crm_dashboard: could not look up CRM");
+	crm_spi_execute("SELECT 1 FROM crm_dashboard.crm_source WHERE name = $1 AND NOT hidden",
+							  1, argtypes, values, NULL, true, 1, SPI_OK_SELECT);
 	found = SPI_processed > 0;
 	SPI_finish();
 

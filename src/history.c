@@ -111,7 +111,7 @@ crm_exact_row_count(const CrmModel *m)
 	bool		isnull;
 
 	SPI_connect();
-	if (SPI_execute(sql, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (crm_spi_execute(sql, 0, NULL, NULL, NULL, true, 1, SPI_OK_SELECT) != 1)
 		elog(ERROR, "crm_dashboard: could not count the rows of %s", crm_qualified_table(m));
 	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
@@ -187,8 +187,7 @@ crm_dashboard_model_detail(PG_FUNCTION_ARGS)
 	sql = psprintf(model_detail_query, updated_column_query);
 
 	SPI_connect();
-	if (SPI_execute_with_args(sql, 6, types, values, nulls, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "crm_dashboard: model detail query failed");
+	crm_spi_execute(sql, 6, types, values, nulls, true, 1, SPI_OK_SELECT);
 	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	result = SPI_datumTransfer(result, false, -1);
 	SPI_finish();

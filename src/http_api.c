@@ -19,6 +19,7 @@
 #include "utils/formatting.h"
 
 #include "auth.h"
+#include "crm_dashboard.h"
 #include "http.h"
 
 #define COOKIE_PATH "/api/events"
@@ -232,8 +233,7 @@ set_login_cookie(HttpRequest *req)
 static void
 revoke_tokens(HttpRequest *req, void *arg)
 {
-	if (SPI_execute("SELECT crm_api.logout()", false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "crm_dashboard: logout failed");
+	crm_spi_execute("SELECT crm_api.logout()", 0, NULL, NULL, NULL, false, 0, SPI_OK_SELECT);
 }
 
 /*

@@ -17,16 +17,17 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
-#include "miscadmin.h"
+#include "auth.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/formatting.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 
-#include "http.h"
-#include "auth.h"
 #include "auth_jwt.h"
+#include "crm_dashboard.h"
+#include "http.h"
+#include "miscadmin.h"
 
 /*
  * The token of a request: the Bearer header, else the login cookie where
@@ -134,9 +135,8 @@ http_check_token(HttpRequest *req)
 	values[0] = CStringGetTextDatum(req->username);
 	values[1] = CStringGetTextDatum(req->role);
 	values[2] = Int64GetDatum(req->generation);
-	if (SPI_execute_with_args("SELECT crm_dashboard.token_is_current($1, $2, $3)",
-							  3, types, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "crm_dashboard: token check failed");
+	crm_spi_execute("SELECT crm_dashboard.token_is_current($1, $2, $3)",
+							  3, types, values, NULL, true, 1, SPI_OK_SELECT);
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 		return true;
 	http_reply_error(req, 401, "PGRST301", "JWT has been revoked",

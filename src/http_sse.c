@@ -22,16 +22,17 @@
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "lib/ilist.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/snapmgr.h"
-#include "lib/ilist.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "announce.h"
-#include "http.h"
 #include "auth_jwt.h"
+#include "crm_dashboard.h"
+#include "http.h"
 
 #define SSE_HEARTBEAT_MS (15 * 1000)
 #define SSE_MAX_PENDING (256 * 1024)	/* bytes a client may fall behind */
@@ -158,8 +159,7 @@ check_viewer(HttpRequest *req, void *arg)
 	bool	   *ok = arg;
 	bool		isnull;
 
-	if (SPI_execute("SELECT pg_catalog.pg_has_role('crm_dashboard_viewer', 'MEMBER')", true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "role check failed");
+	crm_spi_execute("SELECT pg_catalog.pg_has_role('crm_dashboard_viewer', 'MEMBER')", 0, NULL, NULL, NULL, true, 1, SPI_OK_SELECT);
 	*ok = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (!*ok)
 		http_reply_error(req, req->anonymous ? 401 : 403, "42501",
@@ -420,11 +420,10 @@ drop_revoked_streams(void)
 
 	if (n == 0)
 		return;
-	if (SPI_execute_with_args("SELECT c.i::int4 FROM unnest($1::text[], $2::text[], $3::int8[]) "
+	crm_spi_execute("SELECT c.i::int4 FROM unnest($1::text[], $2::text[], $3::int8[]) "
 							  "  WITH ORDINALITY AS c(username, role, gen, i) "
 							  " WHERE NOT crm_dashboard.token_is_current(c.username, c.role, c.gen)",
-							  3, types, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "crm_dashboard: token check of event streams failed");
+							  3, types, values, NULL, true, 0, SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;

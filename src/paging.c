@@ -63,8 +63,7 @@ fetch_segment(const PageSpec *spec, int segment, bool reverse, const PageCursor 
 	Datum	   *values = paging_params(spec, after, segment, &types, &nparams);
 	TupleDesc	desc;
 
-	if (SPI_execute_with_args(sql, nparams, types, values, NULL, true, limit) != SPI_OK_SELECT)
-		elog(ERROR, "crm_dashboard: page query failed: %s", sql);
+	crm_spi_execute(sql, nparams, types, values, NULL, true, limit, SPI_OK_SELECT);
 	desc = SPI_tuptable->tupdesc;
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{

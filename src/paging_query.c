@@ -59,8 +59,7 @@ load_columns(PageSpec *spec)
 	Datum		values[1] = {ObjectIdGetDatum(spec->model->relid)};
 
 	SPI_connect();
-	if (SPI_execute_with_args(column_query, 1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "crm_dashboard: could not read the columns of %s", spec->table);
+	crm_spi_execute(column_query, 1, argtypes, values, NULL, true, 0, SPI_OK_SELECT);
 	spec->ncolumns = (int) SPI_processed;
 	spec->columns = MemoryContextAllocZero(caller, sizeof(PageColumn) * Max(spec->ncolumns, 1));
 	for (int i = 0; i < spec->ncolumns; i++)

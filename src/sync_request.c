@@ -103,13 +103,12 @@ lookup_command(const char *crm, const char *model, const char *lookup_model)
 	values[0] = CStringGetTextDatum(crm);
 	values[1] = lookup_model ? CStringGetTextDatum(lookup_model) : (Datum) 0;
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT argv, working_directory, environment::text, "
+	crm_spi_execute("SELECT argv, working_directory, environment::text, "
 							  "  extract(epoch FROM timeout)::bigint "
 							  "FROM crm_dashboard.sync_command "
 							  "WHERE crm = $1 AND (model = $2 OR model IS NULL OR $2 IS NULL) "
 							  "ORDER BY model IS NOT DISTINCT FROM $2 DESC, model IS NULL DESC, model LIMIT 1",
-							  2, types, values, nulls, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "crm_dashboard: could not look up the sync command");
+							  2, types, values, nulls, true, 1, SPI_OK_SELECT);
 	if (SPI_processed == 1)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[0];
@@ -284,15 +283,13 @@ check_not_active(const char *crm, List *models, bool all)
 	values[2] = BoolGetDatum(all);
 	SPI_connect();
 	/* serialise starts per CRM so two sessions cannot both pass the check */
-	if (SPI_execute_with_args("SELECT pg_advisory_xact_lock(hashtext('crm_dashboard.start_sync'), hashtext($1))",
-							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "crm_dashboard: could not lock the CRM");
-	if (SPI_execute_with_args("SELECT id, sync_type, status FROM crm_dashboard.sync_history "
+	crm_spi_execute("SELECT pg_advisory_xact_lock(hashtext('crm_dashboard.start_sync'), hashtext($1))",
+							  1, types, values, NULL, false, 0, SPI_OK_SELECT);
+	crm_spi_execute("SELECT id, sync_type, status FROM crm_dashboard.sync_history "
 							  "WHERE crm_source = $1 AND status IN ('queued', 'running') "
 							  "  AND (sync_type = ANY ($2) OR ($3 AND sync_type = 'all')) "
 							  "ORDER BY id LIMIT 1",
-							  3, types, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "crm_dashboard: could not look up active runs");
+							  3, types, values, NULL, false, 1, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
 		char	   *id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -385,7 +382,7 @@ insert_run(const char *crm, const char *model, int64 parent_id, Jsonb *options,
 	nulls[9] = timeout > 0 ? ' ' : 'n';
 
 	SPI_connect();
-	if (SPI_execute_with_args("INSERT INTO crm_dashboard.sync_history "
+	crm_spi_execute("INSERT INTO crm_dashboard.sync_history "
 							  "  (crm_source, sync_type, status, parent_id, requested_by, requested_via, configuration) "
 							  "VALUES ($1, $2, 'queued', $3, coalesce($6, session_user), $5, "
 							  "  jsonb_strip_nulls(jsonb_build_object("
@@ -395,8 +392,7 @@ insert_run(const char *crm, const char *model, int64 parent_id, Jsonb *options,
 							  "    'environment_keys', (SELECT jsonb_agg(k ORDER BY k) FROM jsonb_object_keys($9::jsonb) k), "
 							  "    'timeout_seconds', $10))) "
 							  "RETURNING id",
-							  10, types, values, nulls, false, 1) != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "crm_dashboard: could not queue the sync run");
+							  10, types, values, nulls, false, 1, SPI_OK_INSERT_RETURNING);
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 	return id;

@@ -29,8 +29,7 @@ crm_materialize_query(FunctionCallInfo fcinfo, const char *sql, int nargs,
 	rownulls = palloc(sizeof(bool) * desc->natts);
 
 	SPI_connect();
-	if (SPI_execute_with_args(sql, nargs, argtypes, values, nulls, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "crm_dashboard: query failed: %s", sql);
+	crm_spi_execute(sql, nargs, argtypes, values, nulls, true, 0, SPI_OK_SELECT);
 	if (SPI_tuptable->tupdesc->natts != desc->natts)
 		elog(ERROR, "crm_dashboard: query returns %d columns, function declares %d",
 			 SPI_tuptable->tupdesc->natts, desc->natts);
