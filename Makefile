@@ -28,7 +28,10 @@ PG_CONFIG ?= pg_config
 # warning does not block everyone else's build.
 WERROR ?= -Werror
 PG_CPPFLAGS = -std=c11 -D_GNU_SOURCE -DEXTVERSION=\"$(EXTVERSION)\" -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-missing-field-initializers $(WERROR)
-SHLIB_LINK  = -lcjson -lmicrohttpd
+# libpq for the HTTP workers' connection pool; its headers are searched after
+# the server's, so that client copies never shadow server ones.
+PG_CPPFLAGS += -idirafter $(shell $(PG_CONFIG) --includedir)
+SHLIB_LINK  = -lcjson -lmicrohttpd -lpq
 
 EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 

@@ -51,6 +51,10 @@ extern char *crm_arg_text(FunctionCallInfo fcinfo, int n, const char *name);
 extern char *crm_arg_text_or_null(FunctionCallInfo fcinfo, int n);
 extern bool crm_arg_bool_or(FunctionCallInfo fcinfo, int n, bool dflt);
 
+/* util_local.c */
+extern char *crm_local_socket_directory(void);
+extern int	crm_local_port(void);
+
 /* util_spi.c */
 extern uint64 crm_spi_execute(const char *sql, int nargs, Oid *types, Datum *values,
 							  const char *nulls, bool read_only, long tcount, int expected);

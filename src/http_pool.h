@@ -50,14 +50,15 @@ struct PoolJob
 	void	   *arg;			/* the caller's */
 	PoolJobFn	on_batch;		/* a batch ended (successfully or not) */
 	bool		control;		/* login, event streams: the reserved connection */
+	int			timeout_ms;		/* a batch running longer is cancelled (0: no limit) */
 	TimestampTz queue_deadline; /* 504 when no connection is free by then */
 	const char *label;			/* for the server log */
 
 	/* the current batch */
 	int			nstatements;
 	PoolStatement statements[POOL_MAX_STATEMENTS];
-	int			nresults;
-	PGresult   *results[POOL_MAX_STATEMENTS];	/* NULL for a statement skipped after an error */
+	int			nresults;		/* results[i] is statement i's: NULL when it failed or was skipped */
+	PGresult   *results[POOL_MAX_STATEMENTS];
 
 	/* the first error of the batch */
 	PoolFailure failure;
