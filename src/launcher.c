@@ -199,13 +199,23 @@ launcher_attach(void)
 	SpinLockRelease(&launcher_shared->mutex);
 }
 
-/*
- * At exit: forget ourselves, and kill the process groups of the commands
- * still running (PDEATHSIG reaches only the direct children).
- */
-static void
-launcher_detach(int code, Datum arg)
+/* What identifies a run's processes, for launcher_sweep. */
+static RunProcesses *
+run_processes(const Run *run)
 {
+	RunProcesses *p = palloc0(sizeof(RunProcesses));
+
+	p->id = run->id;
+	p->pgid = run->pid;
+	p->supervisor = run->state == RUN_EXITED ? 0 : run->supervisor;
+	return p;
+}
+
+/* The processes of the runs still running (their supervisors not reaped). */
+static List *
+live_run_processes(void)
+{
+	List	   *live = NIL;
 	ListCell   *lc;
 
 	foreach(lc, runs)
@@ -213,8 +223,54 @@ launcher_detach(int code, Datum arg)
 		Run		   *run = lfirst(lc);
 
 		if (run->state != RUN_EXITED)
-			launcher_signal_group(run->pid, SIGKILL);
+			live = lappend(live, run_processes(run));
 	}
+	return live;
+}
+
+/*
+ * Kill what is left of the ended runs (those given, and every exited run
+ * not yet forgotten), and every orphan we adopted, sparing the live runs.
+ * Normally their supervisors did already; this catches what a supervisor
+ * that died left behind.
+ */
+static void
+sweep_ended_runs(List *ended)
+{
+	ListCell   *lc;
+	int			killed;
+
+	foreach(lc, runs)
+	{
+		Run		   *run = lfirst(lc);
+
+		if (run->state == RUN_EXITED)
+			ended = lappend(ended, run_processes(run));
+	}
+	killed = launcher_sweep(ended, live_run_processes());
+	if (killed > 0)
+		elog(LOG, "crm_dashboard launcher: killed %d processes left behind by ended runs", killed);
+}
+
+/*
+ * At exit: kill every run's processes and every orphan we adopted
+ * (PDEATHSIG reaches only the direct children), then forget ourselves.
+ */
+static void
+launcher_detach(int code, Datum arg)
+{
+	List	   *ended = NIL;
+	ListCell   *lc;
+
+	foreach(lc, runs)
+	{
+		Run		   *run = lfirst(lc);
+
+		launcher_signal_group(run->pid, SIGKILL);
+		ended = lappend(ended, run_processes(run));
+	}
+	/* no run is live any more: supervisors and all below them go too */
+	launcher_sweep(ended, NIL);
 	SpinLockAcquire(&launcher_shared->mutex);
 	launcher_shared->pid = 0;
 	launcher_shared->procno = -1;
@@ -238,37 +294,73 @@ read_all_output(void)
 	}
 }
 
-/* Collect exit statuses; exited runs drain their pipes and close them. */
-static bool
-reap_children(void)
+/* The run whose supervisor is pid, or NULL. */
+static Run *
+run_of_supervisor(pid_t pid)
 {
 	ListCell   *lc;
-	bool		any = false;
 
-	launcher_child_exited = false;
 	foreach(lc, runs)
 	{
 		Run		   *run = lfirst(lc);
 
-		if (run->state != RUN_EXITED && launcher_reap(run->pid, &run->wait_status))
-		{
-			run->state = RUN_EXITED;
-
-			/*
-			 * Leftover grandchildren could hold the pipes open (or keep
-			 * writing) forever: kill them, then take what is already in the
-			 * pipes, a bounded amount.
-			 */
-			launcher_signal_group(run->pid, SIGKILL);
-			for (int i = 0; i < 16 && run->out.fd >= 0 && run_read_stream(run, &run->out); i++)
-				;
-			for (int i = 0; i < 16 && run->err.fd >= 0 && run_read_stream(run, &run->err); i++)
-				;
-			run_close_streams(run);
-			any = true;
-		}
+		if (run->state != RUN_EXITED && run->supervisor == pid)
+			return run;
 	}
-	return any;
+	return NULL;
+}
+
+/*
+ * Take the last output of an exited run and close its pipes.  Leftover
+ * processes could hold the pipes open (or keep writing) forever: they were
+ * killed, so what is in the pipes now is a bounded amount.
+ */
+static void
+drain_exited(Run *run)
+{
+	for (int i = 0; i < 16 && run->out.fd >= 0 && run_read_stream(run, &run->out); i++)
+		;
+	for (int i = 0; i < 16 && run->err.fd >= 0 && run_read_stream(run, &run->err); i++)
+		;
+	run_close_streams(run);
+}
+
+/*
+ * Collect every child's exit.  A run's supervisor exits as its command did
+ * and ends the run; any other child is an orphan we adopted.  Then sweep
+ * what the ended runs left, and close their pipes.  Returns whether a run
+ * ended.
+ */
+static bool
+reap_children(void)
+{
+	List	   *ended = NIL;
+	bool		stray = false;
+	ListCell   *lc;
+	pid_t		pid;
+	int			status;
+
+	launcher_child_exited = false;
+	while ((pid = launcher_reap_any(&status)) > 0)
+	{
+		Run		   *run = run_of_supervisor(pid);
+
+		if (run == NULL)
+		{
+			stray = true;
+			continue;
+		}
+		run->state = RUN_EXITED;
+		run->wait_status = status;
+		launcher_signal_group(run->pid, SIGKILL);
+		ended = lappend(ended, run);
+	}
+	if (ended == NIL && !stray)
+		return false;
+	sweep_ended_runs(NIL);
+	foreach(lc, ended)
+		drain_exited(lfirst(lc));
+	return ended != NIL;
 }
 
 /* Send SIGTERM to a run and arm the SIGKILL deadline. */
@@ -392,16 +484,18 @@ finish_exited(void)
 	}
 }
 
-/* Kill a run's processes, reap it and free it (the caller drops it from the list). */
+/*
+ * Kill a run's processes and free it (the caller drops it from the list).
+ * Its supervisor, killed too, is reaped later like any other child.
+ */
 static void
 discard_run(Run *run, const char *why)
 {
 	elog(LOG, "crm_dashboard launcher: killing run " INT64_FORMAT " (pid %d): %s",
 		 run->id, (int) run->pid, why);
-	if (run->state != RUN_EXITED)
-		launcher_kill_and_reap(run->pid);
-	else
-		launcher_signal_group(run->pid, SIGKILL);
+	launcher_signal_group(run->pid, SIGKILL);
+	run->state = RUN_EXITED;
+	sweep_ended_runs(list_make1(run_processes(run)));
 	run_close_streams(run);
 	MemoryContextDelete(run->cxt);
 }
@@ -654,7 +748,7 @@ do_database_work(void)
 	extension_retry_at = 0;
 	if (!recovered)
 	{
-		runs_recover();
+		sweep_ended_runs(runs_recover());
 		recovered = true;
 	}
 	enforce_stops(now);
@@ -735,6 +829,7 @@ crm_launcher_main(Datum arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	launcher_install_sigchld();
+	launcher_become_subreaper();
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(crm_launcher_database, NULL, 0);
 

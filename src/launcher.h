@@ -5,7 +5,10 @@
  *
  * Modules:
  *	launcher.c			GUCs, shared state, the worker's main loop
- *	launcher_spawn.c	fork/exec, pipes, signals to process groups, reaping
+ *	launcher_spawn.c	starting a run's supervisor, pipes, signals to process groups
+ *	launcher_child.c	the run's supervisor and the command's exec (plain C)
+ *	launcher_reap.c		reaping children, sweeping what is left of ended runs
+ *	launcher_proc.c		reading /proc (plain C)
  *	launcher_runs.c		SQL state transitions of runs (claim, progress, finish)
  *	launcher_output.c	output ring buffer and JSON-lines progress parsing
  *	sync_request.c		start_sync/stop_sync/command_preview: validation, argv
@@ -20,6 +23,8 @@
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 #include "utils/timestamp.h"
+
+#include "launcher_child.h"
 
 /* GUCs (launcher.c) */
 extern char *crm_launcher_database;
@@ -73,16 +78,20 @@ typedef enum StopReason
 	STOP_TIMEOUT
 } StopReason;
 
-/* A supervised run: one child process. */
+/*
+ * A supervised run: our child is the run's supervisor, whose child is the
+ * command (launcher_child.c).
+ */
 typedef struct Run
 {
 	int64		id;
 	int64		parent_id;		/* 0 when none */
 	MemoryContext cxt;			/* everything the run owns; deleted at finish */
-	pid_t		pid;			/* also the process group id */
+	pid_t		pid;			/* the command's, also its process group id */
+	pid_t		supervisor;		/* the run's supervisor, our child */
 	RunState	state;
 	StopReason	stop_reason;
-	int			wait_status;	/* from waitpid, valid in RUN_EXITED */
+	int			wait_status;	/* from waitpid, valid in RUN_EXITED: the command's */
 	RunStream	out;
 	RunStream	err;
 	OutputRing	log;
@@ -119,22 +128,27 @@ extern PGDLLEXPORT void crm_launcher_main(Datum arg);
 extern bool launcher_available(Oid *database);
 extern void launcher_wake_at_commit(void);
 
-/* launcher_spawn.c */
-typedef struct SpawnRequest
+/* What identifies the processes of one run, for launcher_sweep. */
+typedef struct RunProcesses
 {
-	char	  **argv;			/* NULL-terminated */
-	char	  **envp;			/* NULL-terminated, complete environment */
-	const char *working_directory;	/* NULL: the data directory */
-} SpawnRequest;
+	int64		id;				/* CRM_DASHBOARD_SYNC_ID */
+	pid_t		pgid;			/* the command's process group; 0 when unknown */
+	pid_t		supervisor;		/* 0 when gone or unknown */
+	bool		verify_group;	/* trust pgid only if a member carries id (lost runs) */
+} RunProcesses;
 
-extern pid_t launcher_spawn(const SpawnRequest *req, int *out_fd, int *err_fd,
-							char **error);
+/* launcher_spawn.c */
+extern pid_t launcher_spawn(int64 run_id, const SpawnRequest *req, int *out_fd, int *err_fd,
+							pid_t *supervisor, char **error);
 extern void launcher_signal_group(pid_t pgid, int sig);
-extern bool launcher_reap(pid_t pid, int *wait_status);
-extern void launcher_kill_and_reap(pid_t pid);
 extern void launcher_install_sigchld(void);
-extern int	launcher_kill_orphans(pid_t pgid, int64 id);
 extern char *launcher_describe_exit(int wait_status, int *exit_code, int *exit_signal);
+
+/* launcher_reap.c */
+extern void launcher_become_subreaper(void);
+extern pid_t launcher_reap_any(int *wait_status);
+extern const char *launcher_cluster_tag(void);
+extern int	launcher_sweep(List *ended, List *live);
 
 /* launcher_output.c */
 extern void output_ring_init(OutputRing *ring, Size cap);
@@ -149,7 +163,7 @@ extern char *text_sanitize(const char *data, Size len);
 
 /* launcher_runs.c */
 extern bool runs_extension_ready(Oid *extension);
-extern void runs_recover(void);
+extern List *runs_recover(void);
 extern List *runs_claim(int slots);
 extern Run *runs_launch(int64 id, MemoryContext parent);
 extern void runs_mark_running(Run *run);

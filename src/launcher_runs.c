@@ -65,43 +65,44 @@ exec_params(const char *sql, int nargs, Oid *types, Datum *values, const char *n
 }
 
 /*
- * After a (re)start: runs we launched earlier lost their process (it died
- * with the previous launcher through PDEATHSIG).  Queued runs stay queued
- * and are launched as usual.  Rows written by other tools are left alone.
+ * After a (re)start: runs we launched earlier lost their process (their
+ * supervisors killed everything when the previous launcher died).  They are
+ * marked failed; what identifies their processes is returned (in the
+ * current memory context), so that the caller can kill anything that is
+ * still left of them.  Queued runs stay queued and are launched as usual.
+ * Rows written by other tools are left alone.
  */
-void
+List *
 runs_recover(void)
 {
+	List	   *lost = NIL;
 	int			rc;
 
-	rc = SPI_execute("SELECT id, pid FROM crm_dashboard.sync_history "
-					 "WHERE status = 'running' AND sync_type <> 'all' AND configuration ? 'argv' "
-					 "  AND pid IS NOT NULL", true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "crm_dashboard launcher: could not list lost runs");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		int32		pid = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-		int			killed = launcher_kill_orphans(pid, id);
-
-		if (killed > 0)
-			elog(LOG, "crm_dashboard launcher: killed %d leftover processes of run " INT64_FORMAT,
-				 killed, id);
-	}
 	rc = SPI_execute("UPDATE crm_dashboard.sync_history "
 					 "SET status = 'failed', end_time = greatest(clock_timestamp(), start_time), "
 					 "    error_message = 'launcher restarted; the command''s process was lost "
 					 "(server restart or crash)' "
-					 "WHERE status = 'running' AND sync_type <> 'all' AND configuration ? 'argv'",
+					 "WHERE status = 'running' AND sync_type <> 'all' AND configuration ? 'argv' "
+					 "RETURNING id, coalesce(pid, 0)",
 					 false, 0);
-	if (rc != SPI_OK_UPDATE)
+	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "crm_dashboard launcher: could not recover runs");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		RunProcesses *p = palloc0(sizeof(RunProcesses));
+
+		p->id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		p->pgid = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		/* the recorded group may be someone else's by now (a reboot): verify it */
+		p->verify_group = true;
+		lost = lappend(lost, p);
+	}
 	if (SPI_processed > 0)
 		elog(LOG, "crm_dashboard launcher: marked " UINT64_FORMAT " runs lost at restart as failed",
 			 SPI_processed);
 	runs_finish_parents();
+	return lost;
 }
 
 /*
@@ -212,6 +213,8 @@ build_environment(int64 id, const char *crm, const char *model, const char *env_
 	}
 	cJSON_Delete(env);
 	vars = lappend(vars, psprintf("CRM_DASHBOARD_SYNC_ID=" INT64_FORMAT, id));
+	/* with the id, tells the launcher which processes are the run's (launcher_reap.c) */
+	vars = lappend(vars, psprintf("CRM_DASHBOARD_CLUSTER=%s", launcher_cluster_tag()));
 	vars = lappend(vars, psprintf("CRM_SOURCE=%s", crm));
 	vars = lappend(vars, psprintf("SYNC_TYPE=%s", model));
 	vars = lappend(vars, psprintf("PGHOST=%s", socket_directory()));
@@ -316,6 +319,7 @@ runs_launch(int64 id, MemoryContext parent)
 	int			out_fd,
 				err_fd;
 	pid_t		pid;
+	pid_t		supervisor;
 	Run		   *run;
 
 	/*
@@ -349,7 +353,7 @@ runs_launch(int64 id, MemoryContext parent)
 
 	run = new_run(id, parent_id, timeout ? atoi(timeout) : 0, parent);
 	run_streams_init(run, -1, -1);
-	pid = launcher_spawn(&req, &out_fd, &err_fd, &error);
+	pid = launcher_spawn(id, &req, &out_fd, &err_fd, &supervisor, &error);
 	if (pid < 0)
 	{
 		MemoryContextDelete(run->cxt);
@@ -357,6 +361,7 @@ runs_launch(int64 id, MemoryContext parent)
 		return NULL;
 	}
 	run->pid = pid;
+	run->supervisor = supervisor;
 	run->out.fd = out_fd;
 	run->err.fd = err_fd;
 	return run;
