@@ -10,7 +10,9 @@
  *	launcher_reap.c		reaping children, sweeping what is left of ended runs
  *	launcher_proc.c		reading /proc (plain C)
  *	launcher_runs.c		SQL state transitions of runs (claim, progress, finish)
- *	launcher_output.c	output ring buffer and JSON-lines progress parsing
+ *	launcher_output.c	output ring buffer, lines of output, what they mean
+ *	launcher_progress.c	parsing a JSON-lines progress event (plain C)
+ *	launcher_mask.c		masking a run's secrets in its output (plain C)
  *	sync_request.c		start_sync/stop_sync/command_preview: validation, argv
  */
 #ifndef CRM_DASHBOARD_LAUNCHER_H
@@ -25,6 +27,7 @@
 #include "utils/timestamp.h"
 
 #include "launcher_child.h"
+#include "launcher_mask.h"
 
 /* GUCs (launcher.c) */
 extern char *crm_launcher_database;
@@ -35,7 +38,7 @@ extern char *crm_sync_user;
 
 /* Kept error events per run (performance_metrics -> 'errors'). */
 #define LAUNCHER_KEPT_ERRORS 20
-/* Longest stdout line parsed as JSON; longer lines are log text. */
+/* Longest stdout line parsed as JSON; longer lines are log text, kept in pieces. */
 #define LAUNCHER_LINE_MAX (64 * 1024)
 /* Bytes of recent stderr kept for the error message of a failed run. */
 #define LAUNCHER_STDERR_TAIL 2048
@@ -60,6 +63,7 @@ typedef struct RunStream
 	bool		is_stdout;
 	char	   *line;			/* partial line carried between reads */
 	Size		line_len;
+	Size		line_cap;		/* LAUNCHER_LINE_MAX + the longest secret */
 	bool		line_overlong;	/* current line exceeded LAUNCHER_LINE_MAX */
 } RunStream;
 
@@ -94,6 +98,7 @@ typedef struct Run
 	int			wait_status;	/* from waitpid, valid in RUN_EXITED: the command's */
 	RunStream	out;
 	RunStream	err;
+	SecretSet	secrets;		/* masked in everything kept (values in cxt) */
 	OutputRing	log;
 	char		stderr_tail[LAUNCHER_STDERR_TAIL];
 	Size		stderr_tail_len;

@@ -1,11 +1,15 @@
 /*
  * launcher_output.c
  *		What a command prints: a fixed-size ring of its output (the run's log),
- *		and JSON-lines progress events parsed from stdout.
+ *		and JSON-lines progress events parsed from stdout
+ *		(launcher_progress.c), with the run's secrets masked
+ *		(launcher_mask.c) in everything kept.
  *
- * Memory per run is the ring (log_limit bytes), one partial line of at most
- * LAUNCHER_LINE_MAX bytes and a few kept error events, whatever the command
- * prints.
+ * Both streams are split into lines: a complete line is masked and kept (or,
+ * on stdout, parsed as an event), a line longer than LAUNCHER_LINE_MAX is
+ * kept in masked pieces.  Memory per run is the ring (log_limit bytes), one
+ * partial line per stream of at most LAUNCHER_LINE_MAX bytes plus the
+ * longest secret, and a few kept error events, whatever the command prints.
  */
 #include "postgres.h"
 
@@ -20,6 +24,7 @@
 #include "utils/memutils.h"
 
 #include "launcher.h"
+#include "launcher_progress.h"
 
 /* Bytes per read(2); reads per stream per call bound the time spent on one chatty run. */
 #define READ_CHUNK 65536
@@ -145,66 +150,99 @@ output_ring_text(const OutputRing *ring)
 	return out;
 }
 
-/* Set up the two streams of a freshly spawned run (in the run's context). */
+/* An empty stream: room for one line plus the longest secret (see flush_piece). */
+static void
+stream_init(Run *run, RunStream *s, int fd, bool is_stdout)
+{
+	s->fd = fd;
+	s->is_stdout = is_stdout;
+	s->line_cap = LAUNCHER_LINE_MAX + run->secrets.longest;
+	s->line = MemoryContextAlloc(run->cxt, s->line_cap);
+	s->line_len = 0;
+	s->line_overlong = false;
+}
+
+/* Set up the two streams of a freshly spawned run (its secrets already known). */
 void
 run_streams_init(Run *run, int out_fd, int err_fd)
 {
-	run->out.fd = out_fd;
-	run->out.is_stdout = true;
-	run->out.line = MemoryContextAlloc(run->cxt, LAUNCHER_LINE_MAX);
-	run->out.line_len = 0;
-	run->out.line_overlong = false;
-	run->err.fd = err_fd;
-	run->err.is_stdout = false;
-	run->err.line = NULL;
-	run->err.line_len = 0;
-	run->err.line_overlong = false;
+	stream_init(run, &run->out, out_fd, true);
+	stream_init(run, &run->err, err_fd, false);
 }
 
-/* Read a non-negative count field of an event; false when absent or not a number. */
-static bool
-event_count(cJSON *event, const char *field, int64 *target)
-{
-	cJSON	   *item = cJSON_GetObjectItemCaseSensitive(event, field);
-
-	if (!cJSON_IsNumber(item) || item->valuedouble < 0 || item->valuedouble > (double) PG_INT64_MAX / 2)
-		return false;
-	*target = (int64) item->valuedouble;
-	return true;
-}
-
-/* Take the counters of a progress or summary event. */
+/* Keep the newest LAUNCHER_STDERR_TAIL bytes of stderr, for the error message. */
 static void
-apply_counts(Run *run, cJSON *event)
+tail_append(Run *run, const char *data, Size len)
 {
-	bool		any = false;
+	if (len >= LAUNCHER_STDERR_TAIL)
+	{
+		memcpy(run->stderr_tail, data + len - LAUNCHER_STDERR_TAIL, LAUNCHER_STDERR_TAIL);
+		run->stderr_tail_len = LAUNCHER_STDERR_TAIL;
+		return;
+	}
+	if (run->stderr_tail_len + len > LAUNCHER_STDERR_TAIL)
+	{
+		Size		keep = LAUNCHER_STDERR_TAIL - len;
 
-	any |= event_count(event, "processed", &run->processed);
-	any |= event_count(event, "created", &run->created);
-	any |= event_count(event, "updated", &run->updated);
-	any |= event_count(event, "failed", &run->failed);
-	any |= event_count(event, "total", &run->total);
-	if (any)
+		memmove(run->stderr_tail, run->stderr_tail + run->stderr_tail_len - keep, keep);
+		run->stderr_tail_len = keep;
+	}
+	memcpy(run->stderr_tail + run->stderr_tail_len, data, len);
+	run->stderr_tail_len += len;
+}
+
+/* Keep already masked text of a stream: in the log, and for stderr in its tail. */
+static void
+keep_text(Run *run, const RunStream *s, const char *data, Size len)
+{
+	output_ring_append(&run->log, data, len);
+	if (!s->is_stdout)
+		tail_append(run, data, len);
+	run->log_dirty = true;
+}
+
+/* Mask a complete line in place and keep it, with its newline. */
+static void
+keep_line(Run *run, const RunStream *s, char *line, Size len)
+{
+	keep_text(run, s, line, secrets_mask(&run->secrets, line, len));
+	keep_text(run, s, "\n", 1);
+}
+
+/* Take the counters an event carries. */
+static void
+apply_counts(Run *run, const ProgressEvent *ev)
+{
+	int64	   *targets[PROGRESS_NCOUNTERS] = {
+		[PROGRESS_PROCESSED] = &run->processed,
+		[PROGRESS_CREATED] = &run->created,
+		[PROGRESS_UPDATED] = &run->updated,
+		[PROGRESS_FAILED] = &run->failed,
+		[PROGRESS_TOTAL] = &run->total,
+	};
+
+	for (int c = 0; c < PROGRESS_NCOUNTERS; c++)
+		if (ev->present & (1u << c))
+			*targets[c] = ev->counters[c];
+	if (ev->present)
 		run->dirty = true;
 }
 
-/* Keep an error event (the last LAUNCHER_KEPT_ERRORS) and count it. */
+/* Keep an error event (the last LAUNCHER_KEPT_ERRORS) and count it; its strings are masked. */
 static void
-apply_error(Run *run, cJSON *event)
+apply_error(Run *run, const ProgressEvent *ev)
 {
-	cJSON	   *message = cJSON_GetObjectItemCaseSensitive(event, "message");
-	cJSON	   *record = cJSON_GetObjectItemCaseSensitive(event, "record");
 	cJSON	   *kept = cJSON_CreateObject();
 	MemoryContext old = MemoryContextSwitchTo(run->cxt);
-	char	   *msg = cJSON_IsString(message) ? message->valuestring : "(no message)";
+	const char *msg = ev->message ? ev->message : "(no message)";
 	char	   *json;
 	StringInfoData line;
 
 	cJSON_AddStringToObject(kept, "message", msg);
-	if (cJSON_IsString(record))
-		cJSON_AddStringToObject(kept, "record", record->valuestring);
-	else if (cJSON_IsNumber(record))
-		cJSON_AddNumberToObject(kept, "record", record->valuedouble);
+	if (cJSON_IsString(ev->record))
+		cJSON_AddStringToObject(kept, "record", ev->record->valuestring);
+	else if (cJSON_IsNumber(ev->record))
+		cJSON_AddNumberToObject(kept, "record", ev->record->valuedouble);
 	json = cJSON_PrintUnformatted(kept);
 	cJSON_Delete(kept);
 
@@ -229,112 +267,151 @@ apply_error(Run *run, cJSON *event)
 	run->dirty = true;
 }
 
-/* Remember a summary event (its JSON lands in performance_metrics). */
+/* Remember a summary event, masked (its JSON lands in performance_metrics). */
 static void
-apply_summary(Run *run, cJSON *event)
+apply_summary(Run *run, const ProgressEvent *ev)
 {
-	char	   *json = cJSON_PrintUnformatted(event);
+	char	   *json = cJSON_PrintUnformatted(ev->json);
 
-	apply_counts(run, event);
+	apply_counts(run, ev);
 	if (run->summary)
 		pfree(run->summary);
 	run->summary = MemoryContextStrdup(run->cxt, text_sanitize(json, strlen(json)));
 	free(json);
 }
 
-/* One complete stdout line: a progress event, or log text. */
+/*
+ * An event this version does not know is log text, as written, unless a
+ * secret was found in its decoded strings (it may have been written with
+ * JSON escapes): then its masked JSON is kept instead.
+ */
 static void
-handle_stdout_line(Run *run, const char *line, Size len, bool overlong)
+keep_unknown_event(Run *run, const RunStream *s, const ProgressEvent *ev, bool masked,
+				   char *line, Size len)
 {
-	cJSON	   *event = NULL;
-	cJSON	   *kind;
+	char	   *json;
 
-	if (!overlong && len > 0 && line[0] == '{')
-		event = cJSON_ParseWithLength(line, len);
-	kind = event ? cJSON_GetObjectItemCaseSensitive(event, "event") : NULL;
-	if (cJSON_IsString(kind) && strcmp(kind->valuestring, "progress") == 0)
-		apply_counts(run, event);
-	else if (cJSON_IsString(kind) && strcmp(kind->valuestring, "error") == 0)
-		apply_error(run, event);
-	else if (cJSON_IsString(kind) && strcmp(kind->valuestring, "summary") == 0)
-		apply_summary(run, event);
-	else
+	if (!masked)
 	{
-		/* plain text, malformed JSON, or an event we do not know: log text */
-		output_ring_append(&run->log, line, len);
-		output_ring_append(&run->log, "\n", 1);
-		run->log_dirty = true;
+		keep_line(run, s, line, len);
+		return;
 	}
-	if (event)
-		cJSON_Delete(event);
+	json = cJSON_PrintUnformatted(ev->json);
+	keep_line(run, s, json, strlen(json));
+	free(json);
 }
 
-/* Split stdout data into lines, carrying the incomplete last one. */
+/*
+ * One complete stdout line of at most LAUNCHER_LINE_MAX bytes: a progress
+ * event, or log text.  The counters are taken before the event's strings
+ * are masked, so that a counter that happens to equal a secret still counts.
+ */
 static void
-consume_stdout(Run *run, RunStream *s, const char *data, Size len)
+handle_stdout_line(Run *run, RunStream *s, char *line, Size len)
+{
+	ProgressEvent ev;
+	bool		masked;
+
+	progress_parse(line, len, &ev);
+	masked = secrets_mask_json(&run->secrets, ev.json);
+	switch (ev.kind)
+	{
+		case PROGRESS_PROGRESS:
+			apply_counts(run, &ev);
+			break;
+		case PROGRESS_ERROR:
+			apply_error(run, &ev);
+			break;
+		case PROGRESS_SUMMARY:
+			apply_summary(run, &ev);
+			break;
+		case PROGRESS_UNKNOWN:
+			keep_unknown_event(run, s, &ev, masked, line, len);
+			break;
+		case PROGRESS_TEXT:
+			keep_line(run, s, line, len);
+			break;
+	}
+	progress_event_free(&ev);
+}
+
+/*
+ * The pending line outgrew its buffer: it is log text, kept in pieces.
+ * Keep all of it, masked, but for a tail as long as the longest secret but
+ * one, which stays pending: a secret cut by this boundary has its start in
+ * that tail and is masked with the rest of it in the next piece.
+ */
+static void
+flush_piece(Run *run, RunStream *s)
+{
+	Size		len = secrets_mask(&run->secrets, s->line, s->line_len);
+	Size		carry = Min(len, run->secrets.longest > 0 ? run->secrets.longest - 1 : 0);
+
+	keep_text(run, s, s->line, len - carry);
+	memmove(s->line, s->line + len - carry, carry);
+	s->line_len = carry;
+	s->line_overlong = true;
+}
+
+/* Append data without a newline to the pending line. */
+static void
+line_append(Run *run, RunStream *s, const char *data, Size len)
+{
+	while (len > 0)
+	{
+		Size		n = Min(len, s->line_cap - s->line_len);
+
+		memcpy(s->line + s->line_len, data, n);
+		s->line_len += n;
+		data += n;
+		len -= n;
+		if (s->line_len == s->line_cap)
+			flush_piece(run, s);
+	}
+}
+
+/* The pending line is complete: an event or text (stdout), text (stderr). */
+static void
+line_end(Run *run, RunStream *s)
+{
+	if (s->line_overlong || s->line_len > LAUNCHER_LINE_MAX)
+		keep_line(run, s, s->line, s->line_len);
+	else if (s->is_stdout)
+		handle_stdout_line(run, s, s->line, s->line_len);
+	else
+		keep_line(run, s, s->line, s->line_len);
+	s->line_len = 0;
+	s->line_overlong = false;
+}
+
+/*
+ * Split a stream's data into lines, carrying the incomplete last one.
+ * Output is masked per complete line, so that a secret written in two
+ * parts is still found.
+ */
+static void
+consume(Run *run, RunStream *s, const char *data, Size len)
 {
 	while (len > 0)
 	{
 		const char *nl = memchr(data, '\n', len);
 		Size		seg = nl ? (Size) (nl - data) : len;
 
-		if (s->line_len == 0 && !s->line_overlong && nl)
-			handle_stdout_line(run, data, seg, seg > LAUNCHER_LINE_MAX);
-		else
-		{
-			if (s->line_overlong || s->line_len + seg > LAUNCHER_LINE_MAX)
-			{
-				/* too long to parse: it is log text, pass it straight through */
-				if (!s->line_overlong)
-					output_ring_append(&run->log, s->line, s->line_len);
-				output_ring_append(&run->log, data, seg);
-				s->line_overlong = true;
-				s->line_len = 0;
-				run->log_dirty = true;
-			}
-			else
-			{
-				memcpy(s->line + s->line_len, data, seg);
-				s->line_len += seg;
-			}
-			if (nl)
-			{
-				if (s->line_overlong)
-					output_ring_append(&run->log, "\n", 1);
-				else
-					handle_stdout_line(run, s->line, s->line_len, false);
-				s->line_len = 0;
-				s->line_overlong = false;
-			}
-		}
+		line_append(run, s, data, seg);
 		if (!nl)
 			break;
+		line_end(run, s);
 		data += seg + 1;
 		len -= seg + 1;
 	}
 }
 
-/* Stderr is log text; its tail also feeds the message of a failed run. */
+/* The last line of a stream that ended without a newline. */
 static void
-consume_stderr(Run *run, const char *data, Size len)
+finish_stream(Run *run, RunStream *s)
 {
-	output_ring_append(&run->log, data, len);
-	run->log_dirty = true;
-	if (len >= LAUNCHER_STDERR_TAIL)
-	{
-		memcpy(run->stderr_tail, data + len - LAUNCHER_STDERR_TAIL, LAUNCHER_STDERR_TAIL);
-		run->stderr_tail_len = LAUNCHER_STDERR_TAIL;
-		return;
-	}
-	if (run->stderr_tail_len + len > LAUNCHER_STDERR_TAIL)
-	{
-		Size		keep = LAUNCHER_STDERR_TAIL - len;
-
-		memmove(run->stderr_tail, run->stderr_tail + run->stderr_tail_len - keep, keep);
-		run->stderr_tail_len = keep;
-	}
-	memcpy(run->stderr_tail + run->stderr_tail_len, data, len);
-	run->stderr_tail_len += len;
+	if (s->line_len > 0 || s->line_overlong)
+		line_end(run, s);
 }
 
 /*
@@ -355,36 +432,36 @@ run_read_stream(Run *run, RunStream *s)
 			return false;
 		if (n <= 0)
 		{
-			/* EOF (or an error we cannot recover from): flush the last line */
-			if (s->is_stdout && (s->line_len > 0 || s->line_overlong))
-				consume_stdout(run, s, "\n", 1);
+			/* EOF (or an error we cannot recover from): the last line counts */
+			finish_stream(run, s);
 			close(s->fd);
 			s->fd = -1;
 			return false;
 		}
 		run->peak_read = Max(run->peak_read, (uint64) n);
-		if (s->is_stdout)
-			consume_stdout(run, s, read_buffer, n);
-		else
-			consume_stderr(run, read_buffer, n);
+		consume(run, s, read_buffer, n);
 	}
 	return true;
 }
 
 /*
- * Close whatever pipe is still open.  A last stdout line without newline
- * still counts even though EOF was not seen: a process that left the
- * command's group (setsid) may hold the pipe open after the command exited.
+ * Close whatever pipe is still open.  A last line without newline still
+ * counts even though EOF was not seen: a process that left the command's
+ * group may have held the pipe open after the command exited.
  */
 void
 run_close_streams(Run *run)
 {
-	if (run->out.fd >= 0 && (run->out.line_len > 0 || run->out.line_overlong))
-		consume_stdout(run, &run->out, "\n", 1);
 	if (run->out.fd >= 0)
+	{
+		finish_stream(run, &run->out);
 		close(run->out.fd);
+	}
 	if (run->err.fd >= 0)
+	{
+		finish_stream(run, &run->err);
 		close(run->err.fd);
+	}
 	run->out.fd = run->err.fd = -1;
 }
 

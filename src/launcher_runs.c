@@ -299,6 +299,51 @@ new_run(int64 id, int64 parent_id, int timeout_s, MemoryContext parent)
 }
 
 /*
+ * The run's secrets: the registry's values of the variables named in its
+ * secret_names, copied into the run's memory so that they live as long as
+ * the run.  A value too short to be masked is only noted in the server log.
+ */
+static void
+load_secrets(Run *run, const char *env_json, ArrayType *names)
+{
+	cJSON	   *env = env_json ? cJSON_Parse(env_json) : NULL;
+	Datum	   *elems = NULL;
+	bool	   *nulls = NULL;
+	int			n = 0;
+	List	   *kept = NIL;
+	int			pieces = 0;
+	ListCell   *lc;
+	MemoryContext old;
+
+	if (names)
+		deconstruct_array(names, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	old = MemoryContextSwitchTo(run->cxt);
+	for (int i = 0; i < n; i++)
+	{
+		char	   *name = nulls[i] ? NULL : TextDatumGetCString(elems[i]);
+		cJSON	   *item = name ? cJSON_GetObjectItemCaseSensitive(env, name) : NULL;
+		char	   *value;
+
+		if (!cJSON_IsString(item) || item->valuestring[0] == '\0')
+			continue;
+		value = pstrdup(item->valuestring);
+		if (strlen(value) < SECRET_MIN_LEN)
+			elog(LOG, "crm_dashboard launcher: run " INT64_FORMAT ": the value of secret %s is "
+				 "shorter than %d bytes and is not masked", run->id, name, SECRET_MIN_LEN);
+		kept = lappend(kept, value);
+		pieces += secrets_pieces(value, strlen(value));
+	}
+	run->secrets.cap = pieces;
+	run->secrets.values = palloc(sizeof(char *) * Max(pieces, 1));
+	run->secrets.lens = palloc(sizeof(size_t) * Max(pieces, 1));
+	foreach(lc, kept)
+		secrets_add(&run->secrets, lfirst(lc), strlen(lfirst(lc)));
+	secrets_finish(&run->secrets);
+	MemoryContextSwitchTo(old);
+	cJSON_Delete(env);
+}
+
+/*
  * Spawn a claimed run from what start_sync recorded in its configuration.
  * Returns the supervised run, or NULL when it could not start (then failed).
  * Nothing after the fork can fail, so a spawned process is never lost; the
@@ -320,19 +365,22 @@ runs_launch(int64 id, MemoryContext parent)
 				err_fd;
 	pid_t		pid;
 	pid_t		supervisor;
+	Datum		secret_names;
 	Run		   *run;
 
 	/*
 	 * The environment comes from the registry at launch, not from the run's
 	 * configuration: it may hold secrets, and viewers can read runs.
 	 */
-	exec_params("SELECT configuration -> 'argv', configuration ->> 'working_directory', "
-				"  (SELECT c.environment::text FROM crm_dashboard.sync_command c "
+	exec_params("SELECT h.configuration -> 'argv', h.configuration ->> 'working_directory', "
+				"  c.environment::text, h.configuration ->> 'timeout_seconds', h.crm_source, "
+				"  h.sync_type, coalesce(h.parent_id, 0), "
+				"  ARRAY(SELECT jsonb_array_elements_text(h.configuration -> 'argv')), c.secret_names "
+				"FROM crm_dashboard.sync_history h "
+				"LEFT JOIN LATERAL (SELECT environment, secret_names FROM crm_dashboard.sync_command c "
 				"   WHERE c.crm = h.crm_source AND (c.model = h.sync_type OR c.model IS NULL) "
-				"   ORDER BY c.model NULLS LAST LIMIT 1), "
-				"  configuration ->> 'timeout_seconds', crm_source, sync_type, coalesce(parent_id, 0), "
-				"  ARRAY(SELECT jsonb_array_elements_text(configuration -> 'argv')) "
-				"FROM crm_dashboard.sync_history h WHERE id = $1",
+				"   ORDER BY c.model NULLS LAST LIMIT 1) c ON true "
+				"WHERE h.id = $1",
 				1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed != 1)
 		return NULL;
@@ -352,6 +400,8 @@ runs_launch(int64 id, MemoryContext parent)
 	}
 
 	run = new_run(id, parent_id, timeout ? atoi(timeout) : 0, parent);
+	secret_names = SPI_getbinval(tuple, desc, 9, &isnull);
+	load_secrets(run, SPI_getvalue(tuple, desc, 3), isnull ? NULL : DatumGetArrayTypeP(secret_names));
 	run_streams_init(run, -1, -1);
 	pid = launcher_spawn(id, &req, &out_fd, &err_fd, &supervisor, &error);
 	if (pid < 0)

@@ -14,6 +14,14 @@ RETURN jsonb_typeof(env) = 'object'
 COMMENT ON FUNCTION crm_dashboard.valid_environment(jsonb) IS
     'Private: whether a sync command environment is an object of NAME: "string" pairs.';
 
+-- Private: secret_names must be a list of environment-variable names.
+CREATE FUNCTION crm_dashboard.valid_secret_names(names text[]) RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN coalesce(array_ndims(names), 1) = 1
+   AND NOT EXISTS (SELECT FROM unnest(names) AS n WHERE n IS NULL OR n !~ '^[A-Za-z_][A-Za-z0-9_]*$');
+COMMENT ON FUNCTION crm_dashboard.valid_secret_names(text[]) IS
+    'Private: whether every secret name of a sync command is an environment-variable name.';
+
 -- The command registry.  argv is an argument vector (never a shell string);
 -- elements may contain {crm} and {model}, replaced by catalog names.
 CREATE TABLE crm_dashboard.sync_command (
@@ -24,6 +32,7 @@ CREATE TABLE crm_dashboard.sync_command (
     working_directory text,
     environment       jsonb NOT NULL DEFAULT '{}',
     timeout           interval,
+    secret_names      text[] NOT NULL DEFAULT '{}',
     UNIQUE NULLS NOT DISTINCT (crm, model),
     CONSTRAINT sync_command_argv_check CHECK (
         cardinality(argv) >= 1
@@ -35,16 +44,24 @@ CREATE TABLE crm_dashboard.sync_command (
     CONSTRAINT sync_command_environment_check
         CHECK (crm_dashboard.valid_environment(environment)),
     CONSTRAINT sync_command_timeout_check
-        CHECK (timeout IS NULL OR (timeout > '0'::interval AND timeout <= '1 day'::interval))
+        CHECK (timeout IS NULL OR (timeout > '0'::interval AND timeout <= '1 day'::interval)),
+    CONSTRAINT sync_command_secret_names_check
+        CHECK (crm_dashboard.valid_secret_names(secret_names))
 );
 COMMENT ON TABLE crm_dashboard.sync_command IS
     'Sync commands: argv templates ({crm}, {model}) per CRM, optionally per model (a model row wins). Administrators only.';
 COMMENT ON COLUMN crm_dashboard.sync_command.model IS 'NULL: every model of the CRM.';
 COMMENT ON COLUMN crm_dashboard.sync_command.argv IS
     'Argument vector; the first element is an absolute path or a program found in PATH=/usr/local/bin:/usr/bin:/bin.';
+COMMENT ON COLUMN crm_dashboard.sync_command.environment IS
+    'Variables of the command (NAME: "value"), besides the launcher''s own; only administrators read them.';
 COMMENT ON COLUMN crm_dashboard.sync_command.timeout IS 'Default timeout of a run; the timeout option overrides it.';
+COMMENT ON COLUMN crm_dashboard.sync_command.secret_names IS
+    'Environment variables whose values are secret: the launcher replaces each value of 4 bytes or more by *** in everything it keeps of a run (log, error message, metrics).';
+-- Operators see what runs, but not the environment, whose values may be secret.
 REVOKE ALL ON crm_dashboard.sync_command FROM PUBLIC;
-GRANT SELECT ON crm_dashboard.sync_command TO crm_dashboard_operator;
+GRANT SELECT (id, crm, model, argv, working_directory, timeout, secret_names)
+    ON crm_dashboard.sync_command TO crm_dashboard_operator;
 GRANT SELECT, INSERT, UPDATE, DELETE ON crm_dashboard.sync_command TO crm_dashboard_admin;
 SELECT pg_catalog.pg_extension_config_dump('crm_dashboard.sync_command', '');
 

@@ -377,3 +377,24 @@ COMMENT ON FUNCTION crm_api.export_cursor(text, text, text, text, boolean) IS
     'same transaction.  The CSV export (export_rows with Accept: text/csv) reads through it.';
 REVOKE ALL ON FUNCTION crm_api.export_cursor(text, text, text, text, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm_api.export_cursor(text, text, text, text, boolean) TO crm_dashboard_viewer;
+
+-- Hardening: secrets stay secret.  Operators no longer read the registry's
+-- environment values; the values of the variables named in secret_names
+-- are masked in everything the launcher keeps of a run.
+CREATE FUNCTION crm_dashboard.valid_secret_names(names text[]) RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN coalesce(array_ndims(names), 1) = 1
+   AND NOT EXISTS (SELECT FROM unnest(names) AS n WHERE n IS NULL OR n !~ '^[A-Za-z_][A-Za-z0-9_]*$');
+COMMENT ON FUNCTION crm_dashboard.valid_secret_names(text[]) IS
+    'Private: whether every secret name of a sync command is an environment-variable name.';
+ALTER TABLE crm_dashboard.sync_command
+    ADD COLUMN secret_names text[] NOT NULL DEFAULT '{}',
+    ADD CONSTRAINT sync_command_secret_names_check
+        CHECK (crm_dashboard.valid_secret_names(secret_names));
+COMMENT ON COLUMN crm_dashboard.sync_command.environment IS
+    'Variables of the command (NAME: "value"), besides the launcher''s own; only administrators read them.';
+COMMENT ON COLUMN crm_dashboard.sync_command.secret_names IS
+    'Environment variables whose values are secret: the launcher replaces each value of 4 bytes or more by *** in everything it keeps of a run (log, error message, metrics).';
+REVOKE SELECT ON crm_dashboard.sync_command FROM crm_dashboard_operator;
+GRANT SELECT (id, crm, model, argv, working_directory, timeout, secret_names)
+    ON crm_dashboard.sync_command TO crm_dashboard_operator;
