@@ -26,10 +26,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "crm_dashboard.h"
 #include "launcher.h"
 
-extern char *Unix_socket_directories;
-extern int	PostPortNumber;
 
 /*
  * Whether the extension is installed and its history table can be locked
@@ -169,18 +168,6 @@ text_array_to_vector(Datum array)
 	return v;
 }
 
-/* The first entry of unix_socket_directories, where commands connect. */
-static char *
-socket_directory(void)
-{
-	char	   *copy = pstrdup(Unix_socket_directories ? Unix_socket_directories : "");
-	List	   *dirs;
-
-	if (!SplitDirectoriesString(copy, ',', &dirs) || dirs == NIL)
-		return "/var/run/postgresql";
-	return linitial(dirs);
-}
-
 /* Role the commands connect as: crm_dashboard.sync_user or the bootstrap superuser. */
 static char *
 sync_user(void)
@@ -217,8 +204,8 @@ build_environment(int64 id, const char *crm, const char *model, const char *env_
 	vars = lappend(vars, psprintf("CRM_DASHBOARD_CLUSTER=%s", launcher_cluster_tag()));
 	vars = lappend(vars, psprintf("CRM_SOURCE=%s", crm));
 	vars = lappend(vars, psprintf("SYNC_TYPE=%s", model));
-	vars = lappend(vars, psprintf("PGHOST=%s", socket_directory()));
-	vars = lappend(vars, psprintf("PGPORT=%d", PostPortNumber));
+	vars = lappend(vars, psprintf("PGHOST=%s", crm_local_socket_directory()));
+	vars = lappend(vars, psprintf("PGPORT=%d", crm_local_port()));
 	vars = lappend(vars, psprintf("PGDATABASE=%s", get_database_name(MyDatabaseId)));
 	vars = lappend(vars, psprintf("PGUSER=%s", sync_user()));
 
@@ -377,9 +364,7 @@ runs_launch(int64 id, MemoryContext parent)
 				"  h.sync_type, coalesce(h.parent_id, 0), "
 				"  ARRAY(SELECT jsonb_array_elements_text(h.configuration -> 'argv')), c.secret_names "
 				"FROM crm_dashboard.sync_history h "
-				"LEFT JOIN LATERAL (SELECT environment, secret_names FROM crm_dashboard.sync_command c "
-				"   WHERE c.crm = h.crm_source AND (c.model = h.sync_type OR c.model IS NULL) "
-				"   ORDER BY c.model NULLS LAST LIMIT 1) c ON true "
+				"LEFT JOIN LATERAL crm_dashboard.command_for(h.crm_source, h.sync_type) c ON true "
 				"WHERE h.id = $1",
 				1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed != 1)

@@ -87,9 +87,9 @@ substitute(const char *element, const char *crm, const char *model)
 }
 
 /*
- * The registry entry for a model (a model-specific row wins over the
- * CRM-wide one); model NULL asks for the CRM-wide row, else the first.
- * Errors when the CRM has no command.
+ * The registry entry for a model, as crm_dashboard.command_for decides (the
+ * one rule, which the launcher uses too); lookup_model NULL asks for the
+ * CRM-wide row.  Errors when there is none.
  */
 static SyncCommand *
 lookup_command(const char *crm, const char *model, const char *lookup_model)
@@ -104,11 +104,9 @@ lookup_command(const char *crm, const char *model, const char *lookup_model)
 	values[1] = lookup_model ? CStringGetTextDatum(lookup_model) : (Datum) 0;
 	SPI_connect();
 	crm_spi_execute("SELECT argv, working_directory, environment::text, "
-							  "  extract(epoch FROM timeout)::bigint "
-							  "FROM crm_dashboard.sync_command "
-							  "WHERE crm = $1 AND (model = $2 OR model IS NULL OR $2 IS NULL) "
-							  "ORDER BY model IS NOT DISTINCT FROM $2 DESC, model IS NULL DESC, model LIMIT 1",
-							  2, types, values, nulls, true, 1, SPI_OK_SELECT);
+					"  extract(epoch FROM timeout)::bigint "
+					"FROM crm_dashboard.command_for($1, $2)",
+					2, types, values, nulls, true, 1, SPI_OK_SELECT);
 	if (SPI_processed == 1)
 	{
 		HeapTuple	tuple = SPI_tuptable->vals[0];

@@ -65,6 +65,23 @@ GRANT SELECT (id, crm, model, argv, working_directory, timeout, secret_names)
 GRANT SELECT, INSERT, UPDATE, DELETE ON crm_dashboard.sync_command TO crm_dashboard_admin;
 SELECT pg_catalog.pg_extension_config_dump('crm_dashboard.sync_command', '');
 
+-- Which registry row a model's runs use: the model's own, else the CRM-wide
+-- one (model NULL: the CRM-wide one).  The one place of the rule: start_sync
+-- builds argv from it, the launcher takes the environment from it.
+CREATE FUNCTION crm_dashboard.command_for(crm text, model text)
+RETURNS SETOF crm_dashboard.sync_command
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.* FROM crm_dashboard.sync_command c
+     WHERE c.crm = command_for.crm AND (c.model = command_for.model OR c.model IS NULL)
+     ORDER BY c.model IS NULL, c.model
+     LIMIT 1
+$$;
+COMMENT ON FUNCTION crm_dashboard.command_for(text, text) IS
+    'Private: the registry row that applies to a model (its own, else the CRM-wide one).';
+REVOKE ALL ON FUNCTION crm_dashboard.command_for(text, text) FROM PUBLIC;
+
 -- One active run per model, whoever inserts it (the launcher's functions
 -- also check first, to name the active run in a clear error).
 CREATE UNIQUE INDEX sync_history_one_active

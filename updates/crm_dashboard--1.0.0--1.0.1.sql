@@ -398,3 +398,18 @@ COMMENT ON COLUMN crm_dashboard.sync_command.secret_names IS
 REVOKE SELECT ON crm_dashboard.sync_command FROM crm_dashboard_operator;
 GRANT SELECT (id, crm, model, argv, working_directory, timeout, secret_names)
     ON crm_dashboard.sync_command TO crm_dashboard_operator;
+
+-- The house: one rule says which registry row applies to a model.
+CREATE FUNCTION crm_dashboard.command_for(crm text, model text)
+RETURNS SETOF crm_dashboard.sync_command
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.* FROM crm_dashboard.sync_command c
+     WHERE c.crm = command_for.crm AND (c.model = command_for.model OR c.model IS NULL)
+     ORDER BY c.model IS NULL, c.model
+     LIMIT 1
+$$;
+COMMENT ON FUNCTION crm_dashboard.command_for(text, text) IS
+    'Private: the registry row that applies to a model (its own, else the CRM-wide one).';
+REVOKE ALL ON FUNCTION crm_dashboard.command_for(text, text) FROM PUBLIC;
