@@ -1,13 +1,13 @@
 """Upgrading from the last release gives what a fresh install gives.
 
-Database "upgraded" gets crm_dashboard 1.0.0 from its install script as
-released (crm_dashboard--1.0.0.sql beside this file), is filled with
-history, users, commands and CRM tables, and is updated with ALTER
-EXTENSION ... UPDATE through every upgrade script.  Database "fresh" gets
-the current version directly, and the same data afterwards.  The two must
-then have the same schema (every member object, its grants and comments,
-compared through pg_dump) and answer the same, and the upgraded one must
-still hold all of its data.
+For each released version (its install script as released is kept beside
+this file, crm_dashboard--<version>.sql), database "upgraded_<version>" gets
+that version, is filled with history, users, commands and CRM tables, and is
+updated with ALTER EXTENSION ... UPDATE through every upgrade script since.
+Database "fresh" gets the current version directly, and the same data
+afterwards.  Each upgraded database must then have the same schema as the
+fresh one (every member object, its grants and comments, compared through
+pg_dump) and answer the same, and must still hold all of its data.
 """
 import difflib
 import os
@@ -22,19 +22,19 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
 from cluster import BINDIR, Cluster, suite_port  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RELEASED = "1.0.0"
+RELEASES = ["1.0.0", "1.0.1"]
 SHAREDIR = subprocess.run(["pg_config", "--sharedir"], capture_output=True, text=True,
                           check=True).stdout.strip()
-OLD_SCRIPT = os.path.join(SHAREDIR, "extension", f"crm_dashboard--{RELEASED}.sql")
+EXTENSION_DIR = os.path.join(SHAREDIR, "extension")
 
 SETTINGS = {
     "shared_preload_libraries": "'crm_dashboard'",
-    "crm_dashboard.database_name": "'upgraded'",
+    "crm_dashboard.database_name": "'fresh'",
     "crm_dashboard.jwt_secret": "'upgrade-test-secret-0123456789abcdef'",
 }
 
 # Data every release understands: CRM tables, runs of every status, users,
-# commands.  Written before the update in "upgraded", after creation in "fresh".
+# commands.  Written before the update in each "upgraded_*", after creation in "fresh".
 DATA_SQL = """
 CREATE SCHEMA ingestion;
 CREATE TABLE ingestion.hubspot_contact (id bigint PRIMARY KEY, email text, updated_at timestamptz);
@@ -85,25 +85,35 @@ COMPARED_READS = [
 
 @pytest.fixture(scope="module")
 def cluster():
-    # The released script is installed for the test only (and removed again):
-    # the package ships the current script and the upgrade scripts.
-    installed_here = not os.path.exists(OLD_SCRIPT)
-    if installed_here:
-        shutil.copy(os.path.join(HERE, f"crm_dashboard--{RELEASED}.sql"), OLD_SCRIPT)
+    # The released scripts are installed for the test only (and removed
+    # again): the package ships the current script and the upgrade scripts.
+    installed_here = []
+    for version in RELEASES:
+        path = os.path.join(EXTENSION_DIR, f"crm_dashboard--{version}.sql")
+        if not os.path.exists(path):
+            shutil.copy(os.path.join(HERE, f"crm_dashboard--{version}.sql"), path)
+            installed_here.append(path)
     c = Cluster("upgrade", suite_port(24471), SETTINGS).init().start()
     try:
-        c.sql("CREATE DATABASE upgraded")
+        for version in RELEASES:
+            db = upgraded(version)
+            c.sql(f"CREATE DATABASE {db}")
+            c.sql(f"CREATE EXTENSION crm_dashboard VERSION '{version}'", dbname=db)
+            run_sql(c, db, DATA_SQL)
+            c.sql("ALTER EXTENSION crm_dashboard UPDATE", dbname=db)
         c.sql("CREATE DATABASE fresh")
-        c.sql(f"CREATE EXTENSION crm_dashboard VERSION '{RELEASED}'", dbname="upgraded")
-        run_sql(c, "upgraded", DATA_SQL)
-        c.sql("ALTER EXTENSION crm_dashboard UPDATE", dbname="upgraded")
         c.sql("CREATE EXTENSION crm_dashboard", dbname="fresh")
         run_sql(c, "fresh", DATA_SQL)
         yield c
     finally:
         c.stop("fast", check=False)
-        if installed_here:
-            os.remove(OLD_SCRIPT)
+        for path in installed_here:
+            os.remove(path)
+
+
+def upgraded(version):
+    """The database that started at version."""
+    return "upgraded_" + version.replace(".", "_")
 
 
 def run_sql(cluster, dbname, sql):
@@ -148,38 +158,42 @@ def member_dump(cluster, dbname):
     return re.sub(r"\n-- Name: [^\n]*Schema: ingestion;.*?(?=\n-- Name: |\Z)", "", text, flags=re.S)
 
 
-def test_update_reaches_the_current_version(cluster):
+@pytest.mark.parametrize("release", RELEASES)
+def test_update_reaches_the_current_version(cluster, release):
     version = cluster.sql("SELECT extversion FROM pg_extension WHERE extname = 'crm_dashboard'",
-                          dbname="upgraded")[0][0]
+                          dbname=upgraded(release))[0][0]
     assert version == default_version()
 
 
-def test_upgraded_schema_equals_a_fresh_install(cluster):
-    upgraded = member_dump(cluster, "upgraded")
+@pytest.mark.parametrize("release", RELEASES)
+def test_upgraded_schema_equals_a_fresh_install(cluster, release):
+    dump = member_dump(cluster, upgraded(release))
     fresh = member_dump(cluster, "fresh")
-    diff = "\n".join(difflib.unified_diff(fresh.splitlines(), upgraded.splitlines(),
-                                          "fresh", "upgraded", lineterm="", n=2))
-    assert diff == "", "the upgraded schema differs from a fresh install:\n" + diff[:6000]
+    diff = "\n".join(difflib.unified_diff(fresh.splitlines(), dump.splitlines(),
+                                          "fresh", f"from {release}", lineterm="", n=2))
+    assert diff == "", f"the schema updated from {release} differs from a fresh install:\n" + diff[:6000]
 
 
-def test_upgraded_data_is_all_there(cluster):
+@pytest.mark.parametrize("release", RELEASES)
+def test_upgraded_data_is_all_there(cluster, release):
     counts = "SELECT (SELECT count(*) FROM crm_dashboard.sync_history), " \
              "(SELECT sum(records_processed) FROM crm_dashboard.sync_history), " \
              "(SELECT count(*) FROM crm_dashboard.sync_command), " \
              "(SELECT count(*) FROM crm_dashboard.dashboard_user), " \
              "(SELECT count(*) FROM crm_dashboard.crm_source)"
-    assert cluster.sql(counts, dbname="upgraded") == cluster.sql(counts, dbname="fresh")
-    assert cluster.sql(counts, dbname="upgraded")[0][:4] == (300, sum(g * 10 for g in range(1, 301)), 2, 2)
+    assert cluster.sql(counts, dbname=upgraded(release)) == cluster.sql(counts, dbname="fresh")
+    assert cluster.sql(counts, dbname=upgraded(release))[0][:4] == (300, sum(g * 10 for g in range(1, 301)), 2, 2)
 
 
+@pytest.mark.parametrize("release", RELEASES)
 @pytest.mark.parametrize("query", COMPARED_READS)
-def test_reads_answer_the_same(cluster, query):
-    assert cluster.sql(query, dbname="upgraded") == cluster.sql(query, dbname="fresh")
+def test_reads_answer_the_same(cluster, query, release):
+    assert cluster.sql(query, dbname=upgraded(release)) == cluster.sql(query, dbname="fresh")
 
 
 def test_grants_behave_the_same(cluster):
     """A viewer reads, may not start syncs and may not read the registry's secrets, in both."""
-    for db in ("upgraded", "fresh"):
+    for db in [upgraded(r) for r in RELEASES] + ["fresh"]:
         conn = cluster.connect(db, autocommit=False)
         with conn.cursor() as cur:
             cur.execute("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'upgrade_viewer') "
@@ -197,8 +211,9 @@ def test_grants_behave_the_same(cluster):
         conn.close()
 
 
-def test_users_can_still_log_in(cluster):
-    conn = cluster.connect("upgraded")
+@pytest.mark.parametrize("release", RELEASES)
+def test_users_can_still_log_in(cluster, release):
+    conn = cluster.connect(upgraded(release))
     with conn.cursor() as cur:
         cur.execute("SELECT crm_api.login('ada', 'ada-password-1') ->> 'role'")
         assert cur.fetchone()[0] == "crm_dashboard_admin"
@@ -217,5 +232,5 @@ def test_versions_agree():
     with open(os.path.join(root, "CHANGELOG.md")) as f:
         first = re.search(r"^## (\S+)", f.read(), re.M).group(1)
     assert first == version
-    assert os.path.exists(os.path.join(root, "updates", f"crm_dashboard--{RELEASED}--{version}.sql")) \
-        or version == RELEASED or any(n.endswith(f"--{version}.sql") for n in os.listdir(os.path.join(root, "updates")))
+    # an upgrade script leads to the current version from the last release
+    assert os.path.exists(os.path.join(root, "updates", f"crm_dashboard--{RELEASES[-1]}--{version}.sql"))
