@@ -348,11 +348,21 @@ class Sweep:
             try:
                 last = self.state()
                 if last.complete() and self.http_answers():
+                    self.last = last
                     return last
             except (psycopg2.Error, OSError) as e:
                 last = e
             time.sleep(0.1)
         raise AssertionError(f"the sweep cluster did not come back within {timeout}s (last: {last!r})")
+
+    def recover(self):
+        """After a lost connection: wait for the postmaster to log the crash (if
+        it was one: until then the old processes still answer), then for the
+        cluster to be back, so the next call is not blamed for this one."""
+        deadline = time.time() + 5
+        while time.time() < deadline and len(server_crashed(self.cluster)) <= self.last.crash_lines:
+            time.sleep(0.05)
+        return self.wait_ready()
 
     def crash_report(self, before):
         """The server log's crash lines since before, each with its DETAIL line."""
@@ -525,7 +535,7 @@ def test_null_sweep_sql(sweep, fn):
             if problem:
                 bad.append(f"as {role}: {vector.describe(fn)}: {problem}")
                 if conn.closed:
-                    sweep.wait_ready()
+                    sweep.recover()
                     conn = sweep.connect(role)
         if fn.is_trigger:
             for label, statement in sweep.trigger_statements(fn):
@@ -533,7 +543,7 @@ def test_null_sweep_sql(sweep, fn):
                 if problem:
                     bad.append(f"as {role}: trigger fired by {label}: {problem}")
                     if conn.closed:
-                        sweep.wait_ready()
+                        sweep.recover()
                         conn = sweep.connect(role)
         conn.close()
     deaths = sweep.deaths(before)
@@ -583,7 +593,7 @@ def http_sweep(sweep, fn):
             r, problem = sweep.http(method, path, body, headers)
             if problem:
                 bad.append(f"{method} {label}: {problem}")
-                sweep.wait_ready()
+                sweep.recover()
             else:
                 replies.append((f"{method} {label}", r.status, r.body[:300]))
         sweep.http_results[fn.signature] = (bad + sweep.deaths(before), replies)
