@@ -34,6 +34,7 @@ cluster; none of that may disturb the other security tests.
 import atexit
 import http.client
 import json
+import re
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -100,6 +101,7 @@ SELECT p.oid, n.nspname, p.proname, p.oid::regprocedure::text,
  ORDER BY n.nspname, p.proname, p.oid
 """
 
+LOG_LINE_START = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")  # log_line_prefix starts with %m
 TEXT_TYPES = {"text", "character varying", "character", "name", "citext", "\"char\""}
 NUMBER_EXTREMES = {
     "smallint": [0, -1, 32767, -32768],
@@ -149,6 +151,19 @@ class Vector:
         for (name, _type), value in zip(fn.inputs, self.values):
             args.append(f"{name} => {short(value)}" if name else short(value))
         return f"{fn.qualified}({', '.join(args)})  [{self.label}]"
+
+
+def crash_detail(lines, i):
+    """The DETAIL of the crash line lines[i] (the query the process ran),
+    with the query's own continuation lines."""
+    if i + 1 >= len(lines) or "DETAIL:" not in lines[i + 1]:
+        return ""
+    out = [lines[i + 1]]
+    for line in lines[i + 2:]:
+        if LOG_LINE_START.match(line):
+            break
+        out.append(line)
+    return "\n".join(out)
 
 
 def ident(name):
@@ -373,7 +388,7 @@ class Sweep:
             if "terminated by signal" in line or "was terminated by" in line:
                 seen += 1
                 if seen > before.crash_lines:
-                    detail = lines[i + 1] if i + 1 < len(lines) and "DETAIL" in lines[i + 1] else ""
+                    detail = crash_detail(lines, i)
                     out.append(line + ("\n      " + detail[:400] if detail else ""))
         return out
 

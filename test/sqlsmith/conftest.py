@@ -7,12 +7,19 @@ over every table and view it may see and every non-set-returning function
 it finds, crm_api's and crm_dashboard's among them, with random arguments
 (NULLs included).  It runs as a login role that is a member of
 crm_dashboard_admin, not a superuser, so it reaches every crm_api function
-but not pg_terminate_backend and friends.  Each query runs in a transaction
+but no superuser power (terminating the workers, reading server files).
+Each query runs in a transaction
 that sqlsmith rolls back, under sqlsmith's own statement timeout (1 s);
 PGOPTIONS adds a statement and lock timeout to every connection it opens.
 
 SQLSMITH_QUERIES (default 40000: one to two minutes on the 2-core test
-machine) and SQLSMITH_SEED (default 1) override the count and the seed.
+machine) and SQLSMITH_SEED (default 3) override the count and the seed.
+Seed 3 is the first seed whose queries call crm_api.command_preview with a
+NULL CRM (from an UPDATE of sync_command), which crashed the server while
+the C functions read NULL arguments; seeds 1 and 2 never do.  sqlsmith
+adapts what it generates to the errors it sees, so a run with the same seed
+and count is the same run up to timing (a statement timeout, a concurrent
+sync).
 """
 import os
 import subprocess
@@ -37,7 +44,7 @@ SECRET = "sqlsmith-test-secret-0123456789abcdef-0123"
 PASSWORDS = {"ada": "ada-password"}
 HTTP_WORKERS = 2
 QUERIES = int(os.environ.get("SQLSMITH_QUERIES", "40000"))
-SEED = int(os.environ.get("SQLSMITH_SEED", "1"))
+SEED = int(os.environ.get("SQLSMITH_SEED", "3"))
 PGOPTIONS = "-c statement_timeout=5s -c lock_timeout=2s -c idle_in_transaction_session_timeout=30s"
 # Processes that live as long as the cluster does; a change of pid means one died
 # (the checkpointer survives everything but a crash restart).

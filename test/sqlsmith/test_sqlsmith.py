@@ -19,6 +19,7 @@ import pytest
 from conftest import DB, PGOPTIONS, QUERIES, SEED, SMITH_ROLE, WATCHED
 
 CRASH = re.compile(r"terminated by signal|was terminated by")
+LOG_LINE_START = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")  # log_line_prefix starts with %m
 PROGRESS = re.compile(r"^[.a-zA-Z]+$")
 CATEGORIES = [
     ("permission denied", re.compile(r"permission denied|must be (superuser|owner|a member)|only superuser")),
@@ -31,6 +32,19 @@ CATEGORIES = [
         r"|is ambiguous|is not unique|input of anonymous composite")),
     ("constraint violations", re.compile(r"violates|cannot insert a non-DEFAULT|can only be updated to DEFAULT")),
 ]
+
+
+def crash_detail(lines, i):
+    """The DETAIL of the crash line lines[i] (the query the process ran),
+    with the query's own continuation lines."""
+    if i + 1 >= len(lines) or "DETAIL:" not in lines[i + 1]:
+        return ""
+    out = [lines[i + 1]]
+    for line in lines[i + 2:]:
+        if LOG_LINE_START.match(line):
+            break
+        out.append(line)
+    return "\n".join(out)
 
 
 @dataclass
@@ -75,7 +89,7 @@ class Run:
         out = []
         for i, line in enumerate(lines):
             if CRASH.search(line):
-                detail = lines[i + 1] if i + 1 < len(lines) and "DETAIL" in lines[i + 1] else ""
+                detail = crash_detail(lines, i)
                 out.append(line + ("\n" + detail if detail else ""))
         return out
 
