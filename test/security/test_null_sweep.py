@@ -128,6 +128,7 @@ class Function:
     retset: bool
     is_trigger: bool
     kind: str
+    variadic: bool = False  # the last input is VARIADIC
     overloaded: bool = False
     roles: list = field(default_factory=list)   # SQL roles (besides the superuser) that may execute it
 
@@ -324,7 +325,7 @@ class Sweep:
                 if mode in ("i", "b", "v"):
                     inputs.append(((names[i] or None) if i < len(names) else None, typ))
             functions.append(Function(oid, schema, name, signature, inputs, ndefaults, volatility,
-                                      rettype, retset, is_trigger, kind))
+                                      rettype, retset, is_trigger, kind, variadic="v" in modes))
         counts = {}
         for f in functions:
             counts[f.qualified] = counts.get(f.qualified, 0) + 1
@@ -415,7 +416,10 @@ class Sweep:
     def sql_call(self, conn, fn, vector):
         """Call fn in a rolled-back transaction.  Returns None when the call
         ended normally (a result or an error), else what went wrong."""
-        placeholders = ", ".join(f"%s::{typ}" for (_n, typ), _v in zip(fn.inputs, vector.values))
+        placeholders = [f"%s::{typ}" for (_n, typ), _v in zip(fn.inputs, vector.values)]
+        if fn.variadic and len(placeholders) == len(fn.inputs):
+            placeholders[-1] = "VARIADIC " + placeholders[-1]
+        placeholders = ", ".join(placeholders)
         values = [v if v is None or isinstance(v, str) else json.dumps(v) for v in vector.values]
         return self.in_rollback(conn, f"SELECT * FROM {fn.schema}.{fn.name}({placeholders})", values)
 
