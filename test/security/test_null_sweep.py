@@ -47,8 +47,8 @@ from cluster import Cluster, suite_port
 from conftest import FIXTURE_SQL, PASSWORDS, SETTINGS, server_crashed
 from http_client import Http
 
-SWEEP_PG_PORT = suite_port(54427)
-SWEEP_HTTP_PORT = suite_port(54428)
+SWEEP_PG_PORT = suite_port(24427)
+SWEEP_HTTP_PORT = suite_port(24428)
 SCHEMAS = ("crm_api", "crm_dashboard")
 SQL_ROLES = ("sec_viewer", "sec_operator", "sec_admin", "sweep_anon")
 # Processes that live as long as the cluster does; a change of pid means one died.
@@ -76,9 +76,8 @@ SWEEP_SETTINGS.update({
 # Besides the security suite's users and tables: pg_cron (so schedule_sync
 # gets past its pg_cron check), a registered command (so sync requests get
 # past the registry), an anonymous SQL role, a finished run and a schedule.
-SWEEP_FIXTURE_SQL = """
-CREATE EXTENSION pg_cron;
-""" + FIXTURE_SQL + """
+SWEEP_FIXTURE_SQL = FIXTURE_SQL + """
+CREATE EXTENSION IF NOT EXISTS pg_cron;
 CREATE ROLE sweep_anon LOGIN IN ROLE crm_dashboard_anon;
 INSERT INTO crm_dashboard.sync_command (crm, argv) VALUES ('hubspot', ARRAY['/bin/true', '{crm}', '{model}']);
 INSERT INTO crm_dashboard.sync_history (crm_source, sync_type, start_time, end_time, status,

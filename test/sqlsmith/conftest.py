@@ -36,8 +36,8 @@ from launcher_helper import Launcher  # noqa: E402
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 LOAD = os.path.join(ROOT, "demo", "load.sh")
 SIMULATOR = os.environ.get("CRM_SYNC_SIMULATOR") or os.path.join(ROOT, "demo", "crm_sync_simulator")
-PG_PORT = suite_port(54481)
-HTTP_PORT = suite_port(54485)
+PG_PORT = suite_port(24481)
+HTTP_PORT = suite_port(24485)
 DB = "crm"
 SMITH_ROLE = "crm_smith"
 SECRET = "sqlsmith-test-secret-0123456789abcdef-0123"
