@@ -16,7 +16,7 @@ from cluster import BINDIR, Cluster  # noqa: E402
 PG_PORT = int(os.environ.get("BENCH_PG_PORT", "54442"))
 HTTP_PORT = int(os.environ.get("BENCH_HTTP_PORT", "54481"))
 SECONDS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-CONNECTIONS = 16
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "16"))
 EXPORT_ROWS = 200_000
 EVENTS = 60
 QUERY = "SELECT count(*), coalesce(json_agg(t), '[]')::text FROM (SELECT * FROM crm_api.crm_sources) t"
@@ -140,6 +140,93 @@ def event_latency(c, token):
     sock.close()
     p95 = lambda xs: sorted(xs)[int(len(xs) * 0.95)]  # noqa: E731
     return p95(sse_lat), p95(notify_lat)
+
+
+def worker_pids(c):
+    return [r[0] for r in c.sql("SELECT pid FROM pg_stat_activity WHERE backend_type = 'crm_dashboard http'")]
+
+
+def rss_kb(pid):
+    """Resident memory of a process, proportional share of shared pages (Pss), in kB."""
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except FileNotFoundError:
+            pass
+    return total
+
+
+def open_streams(token, n):
+    import selectors
+    sel = selectors.DefaultSelector()
+    socks = []
+    request = f"GET /api/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n".encode()
+    for i in range(n):
+        s = socket.create_connection(("127.0.0.1", HTTP_PORT))
+        s.sendall(request)
+        socks.append(s)
+    for s in socks:
+        s.setblocking(True)
+        s.settimeout(30)
+        head = b""
+        while b"retry:" not in head:
+            head += s.recv(65536)
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise AssertionError(head[:200])
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ)
+    return sel, socks
+
+
+def sse_scale(c, token, n, idle_seconds):
+    """Memory per idle stream, CPU while idle, and an event's spread to all n streams."""
+    workers = worker_pids(c)
+    before = sum(rss_kb(p) for p in workers)
+    sel, socks = open_streams(token, n)
+    time.sleep(2)
+    after = sum(rss_kb(p) for p in workers)
+    pids = [r[0] for r in c.sql("SELECT pid FROM pg_stat_activity")] + [c.postmaster_pid()]
+    cpu0, t0 = cpu_seconds(pids), time.time()
+    time.sleep(idle_seconds)
+    cpu = (cpu_seconds(pids) - cpu0) / (time.time() - t0) * 100
+    run_id = c.sql("SELECT max(id) FROM crm_dashboard.sync_history")[0][0]
+    writer = c.connect()
+    latencies = []
+    for i in range(10):
+        marker = f'"processed":{200000 + i},'.encode()
+        pending = {s.fileno(): b"" for s in socks}
+        t_commit = time.time()
+        writer.cursor().execute("UPDATE crm_dashboard.sync_history SET records_processed = %s WHERE id = %s",
+                                (200000 + i, run_id))
+        while pending:
+            events = sel.select(timeout=10)
+            if not events:
+                raise AssertionError(f"{len(pending)} streams did not get the event")
+            now = time.time()
+            for key, _ in events:
+                fd = key.fileobj.fileno()
+                data = key.fileobj.recv(65536)
+                if fd in pending:
+                    pending[fd] += data
+                    if marker in pending[fd]:
+                        latencies.append((now - t_commit) * 1000)
+                        del pending[fd]
+        time.sleep(0.2)
+    for s in socks:
+        s.close()
+    latencies.sort()
+    return (after - before) / n, cpu, latencies[int(len(latencies) * 0.95)]
 
 
 def main():

@@ -27,9 +27,11 @@ test('an unsafe model name is listed with the reason it cannot be synced', async
 	assert.equal(await page.locator('tr[data-model="task"]').getByRole('button', { name: 'Sync task' }).count(), 1);
 
 	await row.getByRole('link', { name: 'View --settings=evil' }).click();
-	await page.locator('.name-problem').waitFor();
-	assert.match(await page.locator('.name-problem').innerText(), /can't be synced/i);
-	assert.equal(await page.getByRole('button', { name: '▶ Sync' }).count(), 0);
+	// the model page, not the CRM page it came from (which has a .name-problem too)
+	const problem = page.locator('.page-actions .name-problem');
+	await problem.waitFor();
+	assert.match(await problem.innerText(), /can't be synced/i);
+	assert.equal(await page.getByRole('button', { name: '▶ Sync', exact: true }).count(), 0);
 	assert.deepEqual(page.problems, []);
 	await page.context().close();
 });
