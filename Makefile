@@ -50,10 +50,16 @@ $(EXTENSION)--$(EXTVERSION).sql: $(EXTENSION_PARTS) $(EXTENSION).control Makefil
 	  '\echo Use "CREATE EXTENSION crm_dashboard" to load this file. \quit'; \
 	  for f in $(EXTENSION_PARTS); do echo; echo "-- ---- $$f"; cat $$f; done; } > $@
 
-install: install-ui
+install: install-ui install-python
 install-ui:
 	rm -rf '$(DESTDIR)$(datadir)/extension/crm_dashboard_ui'
 	$(MKDIR_P) '$(DESTDIR)$(datadir)/extension/crm_dashboard_ui'
 	cp -R ui/. '$(DESTDIR)$(datadir)/extension/crm_dashboard_ui/'
 
-.PHONY: install-ui
+# The progress helper for Python sync commands (Django management commands):
+# put this directory on their PYTHONPATH.
+install-python:
+	$(MKDIR_P) '$(DESTDIR)$(datadir)/extension/crm_dashboard_python'
+	$(INSTALL_DATA) src/python/crm_dashboard_progress.py '$(DESTDIR)$(datadir)/extension/crm_dashboard_python/'
+
+.PHONY: install-ui install-python
