@@ -19,6 +19,7 @@
 #include "access/xact.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/supportnodes.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -166,6 +167,27 @@ launcher_available(Oid *database)
 
 PG_FUNCTION_INFO_V1(crm_dashboard_max_running_syncs);
 PG_FUNCTION_INFO_V1(crm_dashboard_priority_aging);
+PG_FUNCTION_INFO_V1(crm_dashboard_mostly_true_support);
+
+/*
+ * Planner support of crm_dashboard.run_may_start: most queued runs may
+ * start.  Without it the planner guesses that a boolean function keeps a
+ * third of the rows (and an IS NULL test half a percent), and for the
+ * claim step's "first few of this CRM's queue" prefers reading and sorting
+ * the whole queue to walking the queue's index in order.
+ */
+Datum
+crm_dashboard_mostly_true_support(PG_FUNCTION_ARGS)
+{
+	Node	   *request = (Node *) PG_GETARG_POINTER(0);
+
+	if (IsA(request, SupportRequestSelectivity))
+	{
+		((SupportRequestSelectivity *) request)->selectivity = 0.9;
+		PG_RETURN_POINTER(request);
+	}
+	PG_RETURN_POINTER(NULL);
+}
 
 /* crm_dashboard.max_running_syncs(): the global limit, for the claim step's words. */
 Datum

@@ -25,8 +25,9 @@ COMMENT ON COLUMN crm_dashboard.sync_history.last_output_at IS
     'When the command last printed anything (the stall detector''s clock).';
 
 -- The claim step's indexes: the queue per CRM and priority in order of
--- eligibility, the running runs per CRM (pools), the next retry due, and
--- the attempts of a request.
+-- eligibility, the running runs per CRM (pools), the next retry due, the
+-- attempts of a request, and the active "all" runs (finished when their
+-- models are).
 CREATE INDEX sync_history_queue
     ON crm_dashboard.sync_history (crm_source, priority, not_before, id)
     WHERE status = 'queued';
@@ -39,6 +40,9 @@ CREATE INDEX sync_history_due
 CREATE INDEX sync_history_attempts
     ON crm_dashboard.sync_history (first_attempt_id)
     WHERE first_attempt_id IS NOT NULL;
+CREATE INDEX sync_history_active_all
+    ON crm_dashboard.sync_history (id)
+    WHERE sync_type = 'all' AND status IN ('queued', 'running');
 
 -- The launcher's settings, for SQL (src/launcher.c).
 CREATE FUNCTION crm_dashboard.max_running_syncs() RETURNS integer
@@ -666,6 +670,26 @@ $$;
 COMMENT ON FUNCTION crm_dashboard.run_hold(crm_dashboard.sync_history) IS
     'Private: why a queued run may not start whatever the free capacity (retry or rate limit not due, paused, a sibling running), or NULL.';
 
+-- Whether a queued run may start as far as it alone goes (run_hold says
+-- nothing).  Its support function tells the planner that most rows pass,
+-- so that the claim step walks the queue's index in order.  PL/pgSQL keeps
+-- run_hold's plan for the session: an SQL function calling another would
+-- plan the inner one on every call.
+CREATE FUNCTION crm_dashboard.mostly_true_support(internal) RETURNS internal
+LANGUAGE C IMMUTABLE STRICT
+AS 'MODULE_PATHNAME', 'crm_dashboard_mostly_true_support';
+COMMENT ON FUNCTION crm_dashboard.mostly_true_support(internal) IS
+    'Private: planner support of run_may_start: it is true for most rows.';
+CREATE FUNCTION crm_dashboard.run_may_start(h crm_dashboard.sync_history) RETURNS boolean
+LANGUAGE plpgsql STABLE STRICT SUPPORT crm_dashboard.mostly_true_support
+AS $$
+BEGIN
+    RETURN crm_dashboard.run_hold(h) IS NULL;
+END
+$$;
+COMMENT ON FUNCTION crm_dashboard.run_may_start(crm_dashboard.sync_history) IS
+    'Private: whether nothing but capacity keeps a queued run from starting.';
+
 -- The runs the launcher supervises now, per CRM (the pools).
 CREATE FUNCTION crm_dashboard.running_runs()
 RETURNS TABLE (crm text, ids bigint[])
@@ -756,7 +780,7 @@ BEGIN
                  FROM crm_dashboard.sync_history h
                 WHERE h.crm_source = pl.crm AND h.status = 'queued' AND h.priority = k.priority
                   AND h.not_before <= now() AND h.sync_type <> 'all'
-                  AND crm_dashboard.run_hold(h) IS NULL
+                  AND crm_dashboard.run_may_start(h)
                 ORDER BY h.not_before, h.id
                 -- one more: a second model of one "all" run is dropped below
                 LIMIT pl.room + 1) q
@@ -881,7 +905,8 @@ REVOKE ALL ON FUNCTION crm_dashboard.max_running_syncs(), crm_dashboard.priority
     crm_dashboard.retry_delay(interval, interval, integer), crm_dashboard.priority_of(text, boolean),
     crm_dashboard.max_rate_limit_waits(), crm_dashboard.schedule_retry(bigint),
     crm_dashboard.pause_if_failing(text, text), crm_dashboard.after_failure(bigint),
-    crm_dashboard.run_hold(crm_dashboard.sync_history), crm_dashboard.running_runs(),
+    crm_dashboard.run_hold(crm_dashboard.sync_history), crm_dashboard.mostly_true_support(internal),
+    crm_dashboard.run_may_start(crm_dashboard.sync_history), crm_dashboard.running_runs(),
     crm_dashboard.capacity_hold(text), crm_dashboard.wait_reason(crm_dashboard.sync_history),
     crm_dashboard.claim_runs(integer), crm_dashboard.next_due(), crm_dashboard.children_totals(bigint),
     crm_dashboard.refresh_parent(bigint), crm_dashboard.run_eta(crm_dashboard.sync_history) FROM PUBLIC;
