@@ -30,6 +30,7 @@
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
@@ -161,7 +162,12 @@ static const char *const model_detail_query =
 "                         WHERE a.crm = $1 AND a.model IN ($2, 'all')) sc "
 "                 CROSS JOIN LATERAL crm_dashboard.freshness_of($1, $2, sc.crons, sc.since) f "
 "                 CROSS JOIN LATERAL crm_dashboard.data_watermark($1, $2) w), "
-"  'policy', (SELECT row_to_json(p) FROM crm_dashboard.policy_for($1, $2) p), "
+"  'policy', (SELECT json_build_object('max_attempts', p.max_attempts, "
+"                 'backoff_base_seconds', extract(epoch FROM p.backoff_base)::float8, "
+"                 'backoff_cap_seconds', extract(epoch FROM p.backoff_cap)::float8, "
+"                 'stall_timeout_seconds', extract(epoch FROM p.stall_timeout)::float8, "
+"                 'pause_after_failures', p.pause_after_failures, 'max_running', p.max_running) "
+"               FROM crm_dashboard.policy_for($1, $2) p), "
 "  'skips', coalesce((SELECT json_agg(row_to_json(k) ORDER BY k.skipped_at DESC) "
 "                       FROM (SELECT k.id, k.skipped_at, k.requested_via, k.requested_by, k.reason "
 "                               FROM crm_dashboard.sync_skip k WHERE k.crm = $1 AND k.model IN ($2, 'all') "
@@ -242,94 +248,167 @@ has_leading_index(Relation rel, AttrNumber attnum)
 }
 
 /*
- * max(column) of a table, planned with sequential and bitmap scans off, so
- * that it comes from the index end whatever the statistics say; the
- * settings are restored when the function returns, like a SET clause's.
+ * The plan of "max(column)" of each table asked about, kept for the
+ * session: planning costs more than the read itself, and crm_models asks
+ * for every model on every page load.  A plan is made again when the
+ * table's "updated" column changes; the plan cache revalidates it when the
+ * table changes.
+ */
+typedef struct WatermarkPlan
+{
+	Oid			relid;			/* hash key */
+	char		column[NAMEDATALEN];
+	SPIPlanPtr	plan;
+} WatermarkPlan;
+
+static HTAB *watermark_plans = NULL;
+
+/* The kept plan of max(column) of a model's table, made if need be. */
+static SPIPlanPtr
+watermark_plan(const CrmModel *m, const char *column)
+{
+	WatermarkPlan *entry;
+	bool		found;
+
+	if (watermark_plans == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(WatermarkPlan);
+		watermark_plans = hash_create("crm_dashboard watermark plans", 64, &ctl, HASH_ELEM | HASH_BLOBS);
+	}
+	entry = hash_search(watermark_plans, &m->relid, HASH_ENTER, &found);
+	if (found && strcmp(entry->column, column) == 0)
+		return entry->plan;
+	if (found && entry->plan)
+		SPI_freeplan(entry->plan);
+	entry->plan = NULL;
+	entry->column[0] = '\0';
+	entry->plan = SPI_prepare(psprintf("SELECT pg_catalog.max(%s)::timestamptz FROM %s",
+									   quote_identifier(column), crm_qualified_table(m)), 0, NULL);
+	if (entry->plan == NULL || SPI_keepplan(entry->plan) != 0)
+		elog(ERROR, "crm_dashboard: could not plan the watermark of %s", crm_qualified_table(m));
+	strlcpy(entry->column, column, NAMEDATALEN);
+	return entry->plan;
+}
+
+/*
+ * max(column) of a table, planned (and, should the plan cache plan again,
+ * replanned) with sequential and bitmap scans off, so that it comes from
+ * the index end whatever the statistics say; the settings are restored
+ * when it returns, like a SET clause's.
  */
 static Datum
 indexed_max(const CrmModel *m, const char *column, bool *isnull)
 {
 	int			nest = NewGUCNestLevel();
-	char	   *sql = psprintf("SELECT pg_catalog.max(%s)::timestamptz FROM %s",
-							   quote_identifier(column), crm_qualified_table(m));
 	Datum		result;
 
 	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	SPI_connect();
-	crm_spi_execute(sql, 0, NULL, NULL, NULL, true, 1, SPI_OK_SELECT);
+	if (SPI_execute_plan(watermark_plan(m, column), NULL, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "crm_dashboard: could not read the watermark of %s", crm_qualified_table(m));
 	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
-	SPI_finish();
 	AtEOXact_GUC(true, nest);
 	return result;
 }
 
-/* The "updated" column of a table (crm_dashboard.updated_column), or NULL. */
+/* The "updated" column of a table (crm_dashboard.updated_column), or NULL; SPI connected. */
 static char *
 updated_column(Oid relid)
 {
 	Oid			types[1] = {OIDOID};
 	Datum		values[1] = {ObjectIdGetDatum(relid)};
-	char	   *column = NULL;
-	MemoryContext caller = CurrentMemoryContext;
 
-	SPI_connect();
 	crm_spi_execute("SELECT crm_dashboard.updated_column($1)", 1, types, values, NULL, true, 1, SPI_OK_SELECT);
-	if (SPI_processed == 1)
-	{
-		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-
-		if (v)
-			column = MemoryContextStrdup(caller, v);
-	}
-	SPI_finish();
-	return column;
+	return SPI_processed == 1 ? SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1) : NULL;
 }
 
 /*
- * crm_dashboard.data_watermark(crm, model): the newest value of the model's
- * "updated" column, read cheaply from an index leading with it; without
- * such an index it says "not indexed" rather than scan a large table on
- * every page load.
+ * A model's data watermark into values/nulls (watermark, note): the newest
+ * value of its "updated" column, read from an index leading with it; else
+ * NULL with "not indexed" or "no updated column", rather than scan a large
+ * table on every page load.  SPI connected.
  */
-PG_FUNCTION_INFO_V1(crm_dashboard_data_watermark);
-Datum
-crm_dashboard_data_watermark(PG_FUNCTION_ARGS)
+static void
+model_watermark(const CrmModel *m, Datum *values, bool *nulls)
 {
-	CrmModel   *m = crm_resolve_model(crm_arg_text(fcinfo, 0, "crm"), crm_arg_text(fcinfo, 1, "model"));
-	TupleDesc	desc;
-	Datum		values[2] = {0, 0};
-	bool		nulls[2] = {true, true};
 	char	   *column = updated_column(m->relid);
 	const char *note = NULL;
+	Relation	rel;
 
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "crm_dashboard: data_watermark must return a record");
+	values[0] = values[1] = (Datum) 0;
+	nulls[0] = nulls[1] = true;
 	if (column == NULL)
 		note = "no updated column";
+	else if ((rel = try_relation_open(m->relid, AccessShareLock)) == NULL)
+		note = "not indexed";
 	else
 	{
-		Relation	rel = try_relation_open(m->relid, AccessShareLock);
+		bool		indexed = has_leading_index(rel, get_attnum(m->relid, column));
 
-		if (rel == NULL)
-			note = "not indexed";
+		relation_close(rel, AccessShareLock);
+		if (indexed)
+			values[0] = indexed_max(m, column, &nulls[0]);
 		else
-		{
-			bool		indexed = has_leading_index(rel, get_attnum(m->relid, column));
-
-			relation_close(rel, AccessShareLock);
-			if (!indexed)
-				note = "not indexed";
-			else
-				values[0] = indexed_max(m, column, &nulls[0]);
-		}
+			note = "not indexed";
 	}
 	if (note)
 	{
 		values[1] = CStringGetTextDatum(note);
 		nulls[1] = false;
 	}
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+/* crm_dashboard.data_watermark(crm, model): one model's data watermark and note. */
+PG_FUNCTION_INFO_V1(crm_dashboard_data_watermark);
+Datum
+crm_dashboard_data_watermark(PG_FUNCTION_ARGS)
+{
+	CrmModel   *m = crm_resolve_model(crm_arg_text(fcinfo, 0, "crm"), crm_arg_text(fcinfo, 1, "model"));
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2];
+	HeapTuple	tuple;
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "crm_dashboard: data_watermark must return a record");
+	SPI_connect();
+	model_watermark(m, values, nulls);
+	SPI_finish();
+	tuple = heap_form_tuple(BlessTupleDesc(desc), values, nulls);
+	PG_RETURN_DATUM(HeapTupleGetDatum(tuple));
+}
+
+/*
+ * crm_dashboard.model_watermarks(crm): (crm, model, watermark, note) of
+ * every model of crm (NULL: of every CRM), with one discovery for all.
+ */
+PG_FUNCTION_INFO_V1(crm_dashboard_model_watermarks);
+Datum
+crm_dashboard_model_watermarks(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	List	   *models = crm_list_models(crm_arg_text_or_null(fcinfo, 0));
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	foreach(lc, models)
+	{
+		CrmModel   *m = lfirst(lc);
+		Datum		values[4];
+		bool		nulls[4] = {false, false, true, true};
+
+		values[0] = CStringGetTextDatum(m->crm);
+		values[1] = CStringGetTextDatum(m->model);
+		model_watermark(m, values + 2, nulls + 2);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	SPI_finish();
+	return (Datum) 0;
 }

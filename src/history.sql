@@ -45,6 +45,7 @@ CREATE FUNCTION crm_dashboard.crm_sources(
     OUT health text, OUT running_count integer)
 RETURNS SETOF record
 LANGUAGE C STABLE SECURITY DEFINER
+ROWS 20
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'crm_dashboard_crm_sources';
 
@@ -58,8 +59,11 @@ CREATE FUNCTION crm_dashboard.crm_models(
     OUT health text, OUT active_run_id bigint, OUT is_active boolean)
 RETURNS SETOF record
 LANGUAGE C STABLE SECURITY DEFINER
+ROWS 100
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'crm_dashboard_crm_models';
+-- (ROWS: estimates near the truth keep the views of many models, whose
+-- lateral functions multiply the estimate, from being compiled by the JIT.)
 REVOKE ALL ON FUNCTION crm_dashboard.crm_sources(), crm_dashboard.crm_models(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm_dashboard.crm_sources(), crm_dashboard.crm_models(text) TO crm_dashboard_viewer;
 
@@ -111,6 +115,15 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'crm_dashboard_data_watermark';
 COMMENT ON FUNCTION crm_dashboard.data_watermark(text, text) IS
     'Private: the newest value of a model''s "updated" column, read from a btree index leading with it; otherwise NULL with a note: not indexed, no updated column.';
+CREATE FUNCTION crm_dashboard.model_watermarks(crm text,
+    OUT crm text, OUT model text, OUT watermark timestamptz, OUT note text)
+RETURNS SETOF record
+LANGUAGE C STABLE SECURITY DEFINER
+ROWS 100
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'crm_dashboard_model_watermarks';
+COMMENT ON FUNCTION crm_dashboard.model_watermarks(text) IS
+    'Private: data_watermark of every model of a CRM (NULL: of every CRM), with one discovery for all.';
 
 -- The freshness rule, written once.  The expected cadence comes from the
 -- SLA, else the model's (or its CRM's "all") schedules, else the median gap
@@ -124,6 +137,7 @@ CREATE FUNCTION crm_dashboard.freshness_of(crm text, model text, crons text[] DE
 RETURNS TABLE (freshness text, expected_by timestamptz, last_success_at timestamptz, cadence interval,
                cadence_source text, grace interval, overdue_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
+ROWS 1
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH last AS (
@@ -195,6 +209,7 @@ RETURNS TABLE (paused boolean, pause_scope text, paused_by text, pause_reason te
                pause_automatic boolean, action_required boolean, action_required_run_id bigint,
                action_required_error text)
 LANGUAGE sql STABLE SECURITY DEFINER
+ROWS 1
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT p.id IS NOT NULL, CASE WHEN p.id IS NULL THEN NULL WHEN p.model IS NULL THEN 'crm' ELSE 'model' END,
@@ -217,6 +232,7 @@ COMMENT ON FUNCTION crm_dashboard.model_state(text, text) IS
 CREATE FUNCTION crm_dashboard.crm_pause(crm text)
 RETURNS TABLE (paused_by text, pause_reason text, paused_at timestamptz, pause_automatic boolean)
 LANGUAGE sql STABLE SECURITY DEFINER
+ROWS 1
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT p.paused_by, p.reason, p.paused_at, p.automatic FROM crm_dashboard.pause_of(crm_pause.crm, NULL) p
@@ -229,6 +245,7 @@ CREATE FUNCTION crm_dashboard.model_health_details()
 RETURNS TABLE (crm text, model text, freshness text, expected_by timestamptz, last_success_at timestamptz,
                cadence interval, cadence_source text, paused boolean, action_required boolean)
 LANGUAGE sql STABLE SECURITY DEFINER
+ROWS 100
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH schedules AS MATERIALIZED (SELECT * FROM crm_dashboard.active_schedules())
@@ -340,11 +357,12 @@ CREATE VIEW crm_api.freshness_slas AS
 COMMENT ON VIEW crm_api.freshness_slas IS 'The freshness promises administrators made, per model.';
 
 REVOKE ALL ON FUNCTION crm_dashboard.updated_column(oid), crm_dashboard.data_watermark(text, text),
+    crm_dashboard.model_watermarks(text),
     crm_dashboard.freshness_of(text, text, text[], timestamptz), crm_dashboard.worst_freshness(text[]),
     crm_dashboard.model_state(text, text), crm_dashboard.crm_pause(text), crm_dashboard.model_health_details(),
     crm_dashboard.note_freshness(), crm_api.set_freshness_sla(text, text, interval, interval),
     crm_api.clear_freshness_sla(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION crm_dashboard.data_watermark(text, text),
+GRANT EXECUTE ON FUNCTION crm_dashboard.data_watermark(text, text), crm_dashboard.model_watermarks(text),
     crm_dashboard.freshness_of(text, text, text[], timestamptz), crm_dashboard.worst_freshness(text[]),
     crm_dashboard.model_state(text, text), crm_dashboard.crm_pause(text), crm_dashboard.model_health_details()
     TO crm_dashboard_viewer;
@@ -384,7 +402,7 @@ CREATE VIEW crm_api.crm_models AS
       LEFT JOIN LATERAL (SELECT array_agg(s.cron) AS crons, min(s.created_at) AS since FROM schedules s
                           WHERE s.crm = m.crm AND s.model IN (m.model, 'all')) sc ON true
       LEFT JOIN LATERAL crm_dashboard.freshness_of(m.crm, m.model, sc.crons, sc.since) f ON true
-      LEFT JOIN LATERAL crm_dashboard.data_watermark(m.crm, m.model) w ON true;
+      LEFT JOIN crm_dashboard.model_watermarks(NULL) w ON w.crm = m.crm AND w.model = m.model;
 COMMENT ON VIEW crm_api.crm_models IS
     'One row per model (table <crm>_<model>): estimated rows, latest run and its figures, active run; name_problem says why a model cannot be synced; its pause; action required (with the error); freshness (on_time, late, overdue, unknown), expected by, last success, cadence and its source (sla, schedule, learned); data watermark (newest "updated" value) or why there is none (not indexed).';
 

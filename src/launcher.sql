@@ -107,6 +107,7 @@ CREATE FUNCTION crm_dashboard.policy_for(crm text, model text)
 RETURNS TABLE (max_attempts integer, backoff_base interval, backoff_cap interval,
                stall_timeout interval, pause_after_failures integer, max_running integer)
 LANGUAGE sql STABLE
+ROWS 1
 AS $$
     SELECT coalesce(m.max_attempts, c.max_attempts, d.max_attempts),
            coalesce(m.backoff_base, c.backoff_base, d.backoff_base),
@@ -261,6 +262,7 @@ RETURNS TABLE (crm text, model text, max_attempts integer, backoff_base interval
                stall_timeout interval, pause_after_failures integer, max_running integer,
                overrides text[], updated_by text, updated_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
+ROWS 20
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT t.crm, t.model, e.*,
@@ -286,6 +288,9 @@ COMMENT ON VIEW crm_api.run_policies IS
     'The retry policy of every CRM (model NULL) and of each model with an override: effective values, which of them the row sets, who set them.';
 
 -- ---- Pauses ----------------------------------------------------------------
+-- A request the state of a pause is in the way of ("is paused", "is already
+-- paused", "is not paused") fails with SQLSTATE PT409: HTTP 409 Conflict
+-- through the bundled server and PostgREST.
 
 -- Pauses of a model or a whole CRM (model NULL), kept after they end.
 CREATE TABLE crm_dashboard.run_pause (
@@ -313,6 +318,7 @@ SELECT pg_catalog.pg_extension_config_dump('crm_dashboard.run_pause_id_seq', '')
 CREATE FUNCTION crm_dashboard.pause_of(crm text, model text)
 RETURNS SETOF crm_dashboard.run_pause
 LANGUAGE sql STABLE
+ROWS 1
 AS $$
     SELECT p.* FROM crm_dashboard.run_pause p
      WHERE p.crm = pause_of.crm AND p.resumed_at IS NULL
@@ -407,7 +413,7 @@ BEGIN
      WHERE p.crm = pause_sync.crm AND p.model IS NOT DISTINCT FROM pause_sync.model AND p.resumed_at IS NULL;
     IF FOUND THEN
         RAISE EXCEPTION '% is already paused', coalesce(crm || ' ' || model, 'CRM ' || crm)
-            USING ERRCODE = 'object_not_in_prerequisite_state',
+            USING ERRCODE = 'PT409',
                   DETAIL = format('Paused by %s: %s.', held.paused_by, held.reason),
                   HINT = 'Resume it first to pause it with another reason.';
     END IF;
@@ -434,7 +440,7 @@ BEGIN
     RETURNING p.id INTO pause_id;
     IF pause_id IS NULL THEN
         RAISE EXCEPTION '% is not paused', coalesce(crm || ' ' || model, 'CRM ' || crm)
-            USING ERRCODE = 'object_not_in_prerequisite_state',
+            USING ERRCODE = 'PT409',
                   HINT = CASE WHEN model IS NOT NULL AND EXISTS (SELECT 1 FROM crm_dashboard.pause_of(crm, model))
                               THEN format('Its CRM is paused: crm_api.resume_sync(%L) resumes it.', crm)
                               ELSE 'Paused models and CRMs are listed in crm_api.pauses.' END;
@@ -694,6 +700,7 @@ COMMENT ON FUNCTION crm_dashboard.run_may_start(crm_dashboard.sync_history) IS
 CREATE FUNCTION crm_dashboard.running_runs()
 RETURNS TABLE (crm text, ids bigint[])
 LANGUAGE sql STABLE
+ROWS 10
 AS $$
     SELECT h.crm_source::text, array_agg(h.id ORDER BY h.id)
       FROM crm_dashboard.sync_history h
@@ -755,6 +762,7 @@ COMMENT ON FUNCTION crm_dashboard.wait_reason(crm_dashboard.sync_history) IS
 -- Runs another runner holds are skipped (SKIP LOCKED).
 CREATE FUNCTION crm_dashboard.claim_runs(slots integer) RETURNS SETOF bigint
 LANGUAGE plpgsql VOLATILE
+ROWS 4
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -827,6 +835,7 @@ CREATE FUNCTION crm_dashboard.children_totals(parent_id bigint)
 RETURNS TABLE (n bigint, n_active bigint, n_failed bigint, n_other bigint, processed bigint, created bigint,
                updated bigint, failed bigint, total bigint)
 LANGUAGE sql STABLE
+ROWS 1
 AS $$
     SELECT count(*), count(*) FILTER (WHERE c.status IN ('queued', 'running')),
            count(*) FILTER (WHERE c.status = 'failed'),

@@ -110,6 +110,7 @@ COMMENT ON FUNCTION crm_dashboard.cron_next(text, timestamptz) IS
 CREATE FUNCTION crm_dashboard.active_schedules()
 RETURNS TABLE (crm text, model text, cron text, created_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
+ROWS 10
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

@@ -454,19 +454,26 @@ record_skip(const char *crm, const char *model, const char *via, const char *use
 			 errhint("The skip is listed in crm_api.sync_skips.")));
 }
 
+/*
+ * The SQLSTATE of "paused": PT409, which the bundled server and PostgREST
+ * answer with HTTP 409 Conflict (the state of the model, not the request,
+ * is in the way; class 55 would be a 500).
+ */
+#define ERRCODE_PAUSED MAKE_SQLSTATE('P','T','4','0','9')
+
 /* Refuse to start a paused model (model NULL: a paused CRM). */
 static void pg_attribute_noreturn()
 paused_error(const char *crm, const char *model, const PauseInfo *pause)
 {
 	if (pause->whole_crm || model == NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				(errcode(ERRCODE_PAUSED),
 				 errmsg("CRM %s is paused", crm),
 				 errdetail("%s", pause->detail),
 				 errhint("Resume it with crm_api.resume_sync('%s'), or start anyway with the option "
 						 "{\"ignore_pause\": true}.", crm)));
 	ereport(ERROR,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			(errcode(ERRCODE_PAUSED),
 			 errmsg("%s %s is paused", crm, model),
 			 errdetail("%s", pause->detail),
 			 errhint("Resume it with crm_api.resume_sync('%s', '%s'), or start anyway with the option "
@@ -511,7 +518,7 @@ unpaused_models(const char *crm, List *models, bool all, const char *via, const 
 	}
 	if (kept == NIL && all && !scheduled)
 		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				(errcode(ERRCODE_PAUSED),
 				 errmsg("every model of CRM %s is paused", crm),
 				 errhint("Resume them with crm_api.resume_sync, or start anyway with the option "
 						 "{\"ignore_pause\": true}.")));

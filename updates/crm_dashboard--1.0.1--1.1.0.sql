@@ -134,6 +134,7 @@ CREATE FUNCTION crm_dashboard.policy_for(crm text, model text)
 RETURNS TABLE (max_attempts integer, backoff_base interval, backoff_cap interval,
                stall_timeout interval, pause_after_failures integer, max_running integer)
 LANGUAGE sql STABLE
+ROWS 1
 AS $$
     SELECT coalesce(m.max_attempts, c.max_attempts, d.max_attempts),
            coalesce(m.backoff_base, c.backoff_base, d.backoff_base),
@@ -288,6 +289,7 @@ RETURNS TABLE (crm text, model text, max_attempts integer, backoff_base interval
                stall_timeout interval, pause_after_failures integer, max_running integer,
                overrides text[], updated_by text, updated_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
+ROWS 20
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT t.crm, t.model, e.*,
@@ -313,6 +315,9 @@ COMMENT ON VIEW crm_api.run_policies IS
     'The retry policy of every CRM (model NULL) and of each model with an override: effective values, which of them the row sets, who set them.';
 
 -- ---- Pauses ----------------------------------------------------------------
+-- A request the state of a pause is in the way of ("is paused", "is already
+-- paused", "is not paused") fails with SQLSTATE PT409: HTTP 409 Conflict
+-- through the bundled server and PostgREST.
 
 -- Pauses of a model or a whole CRM (model NULL), kept after they end.
 CREATE TABLE crm_dashboard.run_pause (
@@ -340,6 +345,7 @@ SELECT pg_catalog.pg_extension_config_dump('crm_dashboard.run_pause_id_seq', '')
 CREATE FUNCTION crm_dashboard.pause_of(crm text, model text)
 RETURNS SETOF crm_dashboard.run_pause
 LANGUAGE sql STABLE
+ROWS 1
 AS $$
     SELECT p.* FROM crm_dashboard.run_pause p
      WHERE p.crm = pause_of.crm AND p.resumed_at IS NULL
@@ -434,7 +440,7 @@ BEGIN
      WHERE p.crm = pause_sync.crm AND p.model IS NOT DISTINCT FROM pause_sync.model AND p.resumed_at IS NULL;
     IF FOUND THEN
         RAISE EXCEPTION '% is already paused', coalesce(crm || ' ' || model, 'CRM ' || crm)
-            USING ERRCODE = 'object_not_in_prerequisite_state',
+            USING ERRCODE = 'PT409',
                   DETAIL = format('Paused by %s: %s.', held.paused_by, held.reason),
                   HINT = 'Resume it first to pause it with another reason.';
     END IF;
@@ -461,7 +467,7 @@ BEGIN
     RETURNING p.id INTO pause_id;
     IF pause_id IS NULL THEN
         RAISE EXCEPTION '% is not paused', coalesce(crm || ' ' || model, 'CRM ' || crm)
-            USING ERRCODE = 'object_not_in_prerequisite_state',
+            USING ERRCODE = 'PT409',
                   HINT = CASE WHEN model IS NOT NULL AND EXISTS (SELECT 1 FROM crm_dashboard.pause_of(crm, model))
                               THEN format('Its CRM is paused: crm_api.resume_sync(%L) resumes it.', crm)
                               ELSE 'Paused models and CRMs are listed in crm_api.pauses.' END;
@@ -721,6 +727,7 @@ COMMENT ON FUNCTION crm_dashboard.run_may_start(crm_dashboard.sync_history) IS
 CREATE FUNCTION crm_dashboard.running_runs()
 RETURNS TABLE (crm text, ids bigint[])
 LANGUAGE sql STABLE
+ROWS 10
 AS $$
     SELECT h.crm_source::text, array_agg(h.id ORDER BY h.id)
       FROM crm_dashboard.sync_history h
@@ -782,6 +789,7 @@ COMMENT ON FUNCTION crm_dashboard.wait_reason(crm_dashboard.sync_history) IS
 -- Runs another runner holds are skipped (SKIP LOCKED).
 CREATE FUNCTION crm_dashboard.claim_runs(slots integer) RETURNS SETOF bigint
 LANGUAGE plpgsql VOLATILE
+ROWS 4
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -854,6 +862,7 @@ CREATE FUNCTION crm_dashboard.children_totals(parent_id bigint)
 RETURNS TABLE (n bigint, n_active bigint, n_failed bigint, n_other bigint, processed bigint, created bigint,
                updated bigint, failed bigint, total bigint)
 LANGUAGE sql STABLE
+ROWS 1
 AS $$
     SELECT count(*), count(*) FILTER (WHERE c.status IN ('queued', 'running')),
            count(*) FILTER (WHERE c.status = 'failed'),
@@ -968,6 +977,7 @@ COMMENT ON FUNCTION crm_dashboard.cron_next(text, timestamptz) IS
 CREATE FUNCTION crm_dashboard.active_schedules()
 RETURNS TABLE (crm text, model text, cron text, created_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
+ROWS 10
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -1076,6 +1086,15 @@ SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'crm_dashboard_data_watermark';
 COMMENT ON FUNCTION crm_dashboard.data_watermark(text, text) IS
     'Private: the newest value of a model''s "updated" column, read from a btree index leading with it; otherwise NULL with a note: not indexed, no updated column.';
+CREATE FUNCTION crm_dashboard.model_watermarks(crm text,
+    OUT crm text, OUT model text, OUT watermark timestamptz, OUT note text)
+RETURNS SETOF record
+LANGUAGE C STABLE SECURITY DEFINER
+ROWS 100
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'crm_dashboard_model_watermarks';
+COMMENT ON FUNCTION crm_dashboard.model_watermarks(text) IS
+    'Private: data_watermark of every model of a CRM (NULL: of every CRM), with one discovery for all.';
 
 -- The freshness rule, written once.  The expected cadence comes from the
 -- SLA, else the model's (or its CRM's "all") schedules, else the median gap
@@ -1089,6 +1108,7 @@ CREATE FUNCTION crm_dashboard.freshness_of(crm text, model text, crons text[] DE
 RETURNS TABLE (freshness text, expected_by timestamptz, last_success_at timestamptz, cadence interval,
                cadence_source text, grace interval, overdue_at timestamptz)
 LANGUAGE sql STABLE SECURITY DEFINER
+ROWS 1
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH last AS (
@@ -1160,6 +1180,7 @@ RETURNS TABLE (paused boolean, pause_scope text, paused_by text, pause_reason te
                pause_automatic boolean, action_required boolean, action_required_run_id bigint,
                action_required_error text)
 LANGUAGE sql STABLE SECURITY DEFINER
+ROWS 1
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT p.id IS NOT NULL, CASE WHEN p.id IS NULL THEN NULL WHEN p.model IS NULL THEN 'crm' ELSE 'model' END,
@@ -1182,6 +1203,7 @@ COMMENT ON FUNCTION crm_dashboard.model_state(text, text) IS
 CREATE FUNCTION crm_dashboard.crm_pause(crm text)
 RETURNS TABLE (paused_by text, pause_reason text, paused_at timestamptz, pause_automatic boolean)
 LANGUAGE sql STABLE SECURITY DEFINER
+ROWS 1
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT p.paused_by, p.reason, p.paused_at, p.automatic FROM crm_dashboard.pause_of(crm_pause.crm, NULL) p
@@ -1194,6 +1216,7 @@ CREATE FUNCTION crm_dashboard.model_health_details()
 RETURNS TABLE (crm text, model text, freshness text, expected_by timestamptz, last_success_at timestamptz,
                cadence interval, cadence_source text, paused boolean, action_required boolean)
 LANGUAGE sql STABLE SECURITY DEFINER
+ROWS 100
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH schedules AS MATERIALIZED (SELECT * FROM crm_dashboard.active_schedules())
@@ -1305,11 +1328,12 @@ CREATE VIEW crm_api.freshness_slas AS
 COMMENT ON VIEW crm_api.freshness_slas IS 'The freshness promises administrators made, per model.';
 
 REVOKE ALL ON FUNCTION crm_dashboard.updated_column(oid), crm_dashboard.data_watermark(text, text),
+    crm_dashboard.model_watermarks(text),
     crm_dashboard.freshness_of(text, text, text[], timestamptz), crm_dashboard.worst_freshness(text[]),
     crm_dashboard.model_state(text, text), crm_dashboard.crm_pause(text), crm_dashboard.model_health_details(),
     crm_dashboard.note_freshness(), crm_api.set_freshness_sla(text, text, interval, interval),
     crm_api.clear_freshness_sla(text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION crm_dashboard.data_watermark(text, text),
+GRANT EXECUTE ON FUNCTION crm_dashboard.data_watermark(text, text), crm_dashboard.model_watermarks(text),
     crm_dashboard.freshness_of(text, text, text[], timestamptz), crm_dashboard.worst_freshness(text[]),
     crm_dashboard.model_state(text, text), crm_dashboard.crm_pause(text), crm_dashboard.model_health_details()
     TO crm_dashboard_viewer;
@@ -1317,6 +1341,9 @@ GRANT EXECUTE ON FUNCTION crm_api.set_freshness_sla(text, text, interval, interv
     crm_api.clear_freshness_sla(text, text) TO crm_dashboard_admin;
 GRANT SELECT ON crm_api.freshness_slas TO crm_dashboard_viewer;
 
+-- src/history.sql: row estimates near the truth (no JIT for the views of many models)
+ALTER FUNCTION crm_dashboard.crm_sources() ROWS 20;
+ALTER FUNCTION crm_dashboard.crm_models(text) ROWS 100;
 -- src/history.sql: new columns at the end of the views, run_json's new keys
 CREATE OR REPLACE VIEW crm_api.crm_sources AS
     SELECT s.*, cp.paused_by IS NOT NULL AS paused, cp.paused_by, cp.pause_reason, cp.paused_at,
@@ -1347,7 +1374,7 @@ CREATE OR REPLACE VIEW crm_api.crm_models AS
       LEFT JOIN LATERAL (SELECT array_agg(s.cron) AS crons, min(s.created_at) AS since FROM schedules s
                           WHERE s.crm = m.crm AND s.model IN (m.model, 'all')) sc ON true
       LEFT JOIN LATERAL crm_dashboard.freshness_of(m.crm, m.model, sc.crons, sc.since) f ON true
-      LEFT JOIN LATERAL crm_dashboard.data_watermark(m.crm, m.model) w ON true;
+      LEFT JOIN crm_dashboard.model_watermarks(NULL) w ON w.crm = m.crm AND w.model = m.model;
 COMMENT ON VIEW crm_api.crm_models IS
     'One row per model (table <crm>_<model>): estimated rows, latest run and its figures, active run; name_problem says why a model cannot be synced; its pause; action required (with the error); freshness (on_time, late, overdue, unknown), expected by, last success, cadence and its source (sla, schedule, learned); data watermark (newest "updated" value) or why there is none (not indexed).';
 CREATE OR REPLACE VIEW crm_api.sync_runs AS

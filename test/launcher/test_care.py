@@ -318,7 +318,7 @@ def test_start_sync_refuses_a_paused_model_unless_told(care):
     care.sql("SELECT crm_api.pause_sync('hubspot', reason => 'contract ends')")
     with pytest.raises(psycopg2.Error) as e:
         care.start("hubspot", "contact")
-    assert e.value.pgcode == "55000" and "CRM hubspot is paused" in e.value.pgerror
+    assert e.value.pgcode == "PT409" and "CRM hubspot is paused" in e.value.pgerror
     assert "ignore_pause" in e.value.diag.message_hint
     run = care.wait(care.start("hubspot", "contact", {"ignore_pause": True}))
     assert run["status"] == "success"
