@@ -4,7 +4,7 @@
 import { h } from '../dom.js';
 import * as fmt from '../format.js';
 
-const clockFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const clockFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
 
 // Why a run failed, and what happens next, by its error class.
 export const ERROR_CLASSES = {

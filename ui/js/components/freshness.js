@@ -26,14 +26,18 @@ export function freshnessBadge(state) {
 		h('span', { class: 'badge-icon', 'aria-hidden': 'true' }, s.icon), s.label);
 }
 
-// 21600 → "6 hours", 600 → "10 minutes".
+// 21600 → "6 hours", 600 → "10 minutes", 45000 → "12.5 hours".
 export function every(seconds) {
-	const s = Math.round(Number(seconds));
+	const s = Number(seconds);
 	if (!Number.isFinite(s) || s <= 0) return '—';
 	for (const [unit, size] of [['day', 86400], ['hour', 3600], ['minute', 60]]) {
-		if (s >= size && s % size === 0) return `${s / size} ${unit}${s / size === 1 ? '' : 's'}`;
+		if (s >= size) {
+			const v = Math.round((s / size) * 10) / 10;
+			return `${v} ${unit}${v === 1 ? '' : 's'}`;
+		}
 	}
-	return s >= 3600 ? `${(s / 3600).toFixed(1)} hours` : s >= 60 ? `${Math.round(s / 60)} minutes` : `${s} seconds`;
+	const v = Math.round(s);
+	return `${v} second${v === 1 ? '' : 's'}`;
 }
 
 // "every 6 hours (SLA)", or "—" without a cadence.

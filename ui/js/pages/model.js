@@ -99,12 +99,11 @@ export function render(ctx) {
 		const skips = detail.skips || [];
 		replace(freshnessCard,
 			h('div', { class: 'card-head' }, h('h2', { id: 'freshness-title' }, 'Freshness')),
-			h('dl', { class: 'kv freshness' }, freshnessFacts(f).map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, v)))),
-			h('h3', { class: 'section-title' }, 'Retries'),
-			h('p', { class: 'muted small policy' },
-				`${policy.max_attempts} attempts, backoff up to ${every(policy.backoff_cap_seconds)}, stalled after ${
-					policy.stall_timeout_seconds ? every(policy.stall_timeout_seconds) : 'never'} without output, paused after ${
-					policy.pause_after_failures ? `${policy.pause_after_failures} consecutive failures` : 'no number of failures'}.`),
+			h('dl', { class: 'kv freshness' }, freshnessFacts(f).map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, v))),
+				h('div', {}, h('dt', {}, 'Retries'), h('dd', { class: 'small policy' },
+					`${policy.max_attempts} attempts, backoff up to ${every(policy.backoff_cap_seconds)}, stalled after ${
+						policy.stall_timeout_seconds ? every(policy.stall_timeout_seconds) : 'never'} without output, paused after ${
+						policy.pause_after_failures ? `${policy.pause_after_failures} consecutive failures` : 'no number of failures'}.`))),
 			skips.length ? h('div', {}, h('h3', { class: 'section-title' }, 'Skipped while paused'),
 				h('ul', { class: 'child-runs skips' }, skips.map((k) => h('li', {}, ago(k.skipped_at), ' ',
 					h('span', { class: 'muted small' }, `${k.requested_via} · ${k.reason}`))))) : null);
