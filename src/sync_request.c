@@ -285,7 +285,11 @@ check_not_active(const char *crm, List *models, bool all)
 	/* serialise starts per CRM so two sessions cannot both pass the check */
 	crm_spi_execute("SELECT pg_advisory_xact_lock(hashtext('crm_dashboard.start_sync'), hashtext($1))",
 							  1, types, values, NULL, false, 0, SPI_OK_SELECT);
-	crm_spi_execute("SELECT id, sync_type, status FROM crm_dashboard.sync_history "
+	crm_spi_execute("SELECT id, sync_type, status, "
+							  "  CASE WHEN status = 'queued' AND first_attempt_id IS NOT NULL "
+							  "       THEN format('attempt %s of %s, not before %s', attempt, "
+							  "                   coalesce(max_attempts, attempt), not_before) END "
+							  "FROM crm_dashboard.sync_history "
 							  "WHERE crm_source = $1 AND status IN ('queued', 'running') "
 							  "  AND (sync_type = ANY ($2) OR ($3 AND sync_type = 'all')) "
 							  "ORDER BY id LIMIT 1",
@@ -295,7 +299,15 @@ check_not_active(const char *crm, List *models, bool all)
 		char	   *id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 		char	   *type = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 		char	   *status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+		char	   *retry = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
 
+		/* a retry waiting for its backoff: say so, a person may want to start afresh */
+		if (retry)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("a retry of %s %s is already queued (run %s)", crm, type, id),
+					 errdetail("Run %s is %s.", id, retry),
+					 errhint("Wait for it, or stop it with crm_api.stop_sync(%s) and start again.", id)));
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
 				 errmsg("a sync of %s %s is already %s (run %s)", crm, type, status, id),

@@ -24,6 +24,10 @@ ALTER TABLE crm_dashboard.sync_history
 -- runs queued before the update wait for nothing
 UPDATE crm_dashboard.sync_history SET not_before = queued_at WHERE status = 'queued';
 
+-- src/sync_request.sql: the new option in start_sync's comment
+COMMENT ON FUNCTION crm_api.start_sync(text, text, jsonb) IS
+    'Queue a sync of one model (or model => ''all'') with options force, full, since, dry_run, max_records, batch_size, debug, timeout, ignore_pause; returns the run id at once.';
+
 -- src/launcher.sql, all new
 -- Runs that take care of themselves: retry policies, pauses, recorded skips,
 -- the events alerts will watch, retries as queued rows with a not-before

@@ -405,3 +405,19 @@ def test_freshness_follows_a_schedule_and_its_changes_are_events(care):
     run = care.wait(care.start("hubspot", "company"))
     assert run["status"] == "success"
     assert care.one("SELECT freshness FROM crm_api.crm_models WHERE crm = 'hubspot' AND model = 'company'") == "on_time"
+
+
+def test_starting_a_model_whose_retry_waits_says_so(care):
+    policy(care, "hubspot", backoff_base="1 hour", backoff_cap="1 hour")
+    care.fake("hubspot", "exit", "75")
+    first = care.start("hubspot", "contact")
+    care.wait(first)
+    retry = care.one("SELECT id FROM crm_dashboard.sync_history WHERE first_attempt_id = %s", (first,))
+    with pytest.raises(psycopg2.Error) as e:
+        care.start("hubspot", "contact")
+    assert e.value.pgcode == "55006"
+    assert e.value.diag.message_primary == f"a retry of hubspot contact is already queued (run {retry})"
+    assert e.value.diag.message_detail.startswith(f"Run {retry} is attempt 2 of 3, not before ")
+    # the retry says why it waits, and when
+    reason = care.one("SELECT wait_reason FROM crm_api.sync_runs WHERE id = %s", (retry,))
+    assert reason.startswith("retry at ") and reason.endswith("(attempt 2 of 3)")
