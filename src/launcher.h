@@ -13,7 +13,12 @@
  *	launcher_output.c	output ring buffer, lines of output, what they mean
  *	launcher_progress.c	parsing a JSON-lines progress event (plain C)
  *	launcher_mask.c		masking a run's secrets in its output (plain C)
+ *	launcher.sql		the claim step (what runs next: pools, priorities, pauses,
+ *						retry times), retry policies, pauses, what follows a failure
  *	sync_request.c		start_sync/stop_sync/command_preview: validation, argv
+ *
+ * Retries, pauses and not-before times are rows, never timers in memory:
+ * a launcher that restarts finds them as data.
  */
 #ifndef CRM_DASHBOARD_LAUNCHER_H
 #define CRM_DASHBOARD_LAUNCHER_H
