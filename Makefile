@@ -9,11 +9,12 @@ OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
 # The install script is assembled from one SQL file per concern, each beside
 # the C file of the same concern, in the order data flows: tables, then
-# discovery, history, paging, sync requests, announcements, schedules,
-# authentication, the HTTP surface and capabilities.
-EXTENSION_PARTS = src/schema.sql src/discovery.sql src/history.sql src/paging.sql \
-                  src/sync_request.sql src/announce.sql src/schedules.sql src/auth.sql \
-                  src/http.sql src/capabilities.sql
+# discovery, paging, sync requests, the launcher's queue (policies, pauses,
+# retries, the claim step), announcements, schedules, history (whose views
+# read all of those), authentication, the HTTP surface and capabilities.
+EXTENSION_PARTS = src/schema.sql src/discovery.sql src/paging.sql \
+                  src/sync_request.sql src/launcher.sql src/announce.sql src/schedules.sql \
+                  src/history.sql src/auth.sql src/http.sql src/capabilities.sql
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA       = $(wildcard updates/$(EXTENSION)--*--*.sql)
 
@@ -49,10 +50,16 @@ $(EXTENSION)--$(EXTVERSION).sql: $(EXTENSION_PARTS) $(EXTENSION).control Makefil
 	  '\echo Use "CREATE EXTENSION crm_dashboard" to load this file. \quit'; \
 	  for f in $(EXTENSION_PARTS); do echo; echo "-- ---- $$f"; cat $$f; done; } > $@
 
-install: install-ui
+install: install-ui install-python
 install-ui:
 	rm -rf '$(DESTDIR)$(datadir)/extension/crm_dashboard_ui'
 	$(MKDIR_P) '$(DESTDIR)$(datadir)/extension/crm_dashboard_ui'
 	cp -R ui/. '$(DESTDIR)$(datadir)/extension/crm_dashboard_ui/'
 
-.PHONY: install-ui
+# The progress helper for Python sync commands (Django management commands):
+# put this directory on their PYTHONPATH.
+install-python:
+	$(MKDIR_P) '$(DESTDIR)$(datadir)/extension/crm_dashboard_python'
+	$(INSTALL_DATA) src/python/crm_dashboard_progress.py '$(DESTDIR)$(datadir)/extension/crm_dashboard_python/'
+
+.PHONY: install-ui install-python

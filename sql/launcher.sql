@@ -113,10 +113,13 @@ SELECT crm_api.start_sync('salesrabbit', 'lead');
 SELECT pg_temp.wait_for(:lead_run) AS status;
 SELECT status, exit_code, error_message, requested_via, configuration -> 'argv' AS argv
   FROM crm_dashboard.sync_history WHERE id = :lead_run;
+-- failures are not retried here (max_attempts 1); test/launcher covers retries
+SELECT crm_api.set_run_policy('salesrabbit', max_attempts => 1) ->> 'max_attempts' AS max_attempts;
 SELECT crm_api.start_sync('salesrabbit', 'all') AS all_run \gset
 SELECT pg_temp.wait_for(:all_run) AS status;
 SELECT sync_type, status, exit_code, error_message FROM crm_dashboard.sync_history
  WHERE id = :all_run OR parent_id = :all_run ORDER BY id;
+SELECT crm_api.clear_run_policy('salesrabbit');
 DELETE FROM crm_dashboard.sync_command WHERE model = 'area';
 DELETE FROM crm_dashboard.sync_history WHERE crm_source = 'salesrabbit';
 

@@ -128,7 +128,14 @@ query_models(const char *crm, const char *model)
 	SPI_connect();
 	crm_spi_execute(model_query, 3, argtypes, values, nulls, true, 0, SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
-		result = lappend(result, model_from_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, caller));
+	{
+		CrmModel   *m = model_from_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, caller);
+		/* the list too, not only its models, must outlive SPI_finish */
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		result = lappend(result, m);
+		MemoryContextSwitchTo(spi);
+	}
 	SPI_finish();
 
 	list_sort(result, compare_models);

@@ -19,6 +19,7 @@
 #include "access/xact.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/supportnodes.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -43,6 +44,7 @@ int			crm_max_running_syncs = 4;
 int			crm_stop_grace = 10;
 int			crm_log_limit = 1024 * 1024;
 char	   *crm_sync_user = NULL;
+int			crm_priority_aging = 600;
 
 /* What backends need to know about the launcher. */
 typedef struct LauncherShared
@@ -62,6 +64,8 @@ static bool recovered = false;
 static TimestampTz extension_retry_at = 0;
 static TimestampTz last_work_at = 0;
 static TimestampTz launch_retry_at = 0;	/* no launches before, after one failed */
+static TimestampTz queue_due_at = 0;	/* a queued run becomes due then; 0: none ahead */
+static TimestampTz freshness_due_at = 0;	/* next look at the models' freshness */
 static Oid	extension_oid = InvalidOid;	/* the installation our runs belong to */
 
 /* Set by the SIGCHLD handler (launcher_spawn.c). */
@@ -112,6 +116,13 @@ LauncherInit(void)
 							"Range 4 kB to 64 MB; applies to runs launched after a change.",
 							&crm_log_limit, 1024 * 1024, 4096, 64 * 1024 * 1024,
 							PGC_SIGHUP, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomIntVariable("crm_dashboard.priority_aging",
+							"Waiting time that raises a queued run by one priority level.",
+							"A person's start goes before a schedule, a schedule before a retry; a run that "
+							"waited this long goes before one of the next level queued now.  0 to 86400 "
+							"seconds; 0 is first come, first served.",
+							&crm_priority_aging, 600, 0, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomStringVariable("crm_dashboard.sync_user",
 							   "Role that sync commands connect as (PGUSER).",
 							   "Empty means the bootstrap superuser.",
@@ -152,6 +163,47 @@ launcher_available(Oid *database)
 	SpinLockRelease(&launcher_shared->mutex);
 	*database = db;
 	return !OidIsValid(db) || db == MyDatabaseId;
+}
+
+PG_FUNCTION_INFO_V1(crm_dashboard_max_running_syncs);
+PG_FUNCTION_INFO_V1(crm_dashboard_priority_aging);
+PG_FUNCTION_INFO_V1(crm_dashboard_mostly_true_support);
+
+/*
+ * Planner support of crm_dashboard.run_may_start: most queued runs may
+ * start.  Without it the planner guesses that a boolean function keeps a
+ * third of the rows (and an IS NULL test half a percent), and for the
+ * claim step's "first few of this CRM's queue" prefers reading and sorting
+ * the whole queue to walking the queue's index in order.
+ */
+Datum
+crm_dashboard_mostly_true_support(PG_FUNCTION_ARGS)
+{
+	Node	   *request = (Node *) PG_GETARG_POINTER(0);
+
+	if (IsA(request, SupportRequestSelectivity))
+	{
+		((SupportRequestSelectivity *) request)->selectivity = 0.9;
+		PG_RETURN_POINTER(request);
+	}
+	PG_RETURN_POINTER(NULL);
+}
+
+/* crm_dashboard.max_running_syncs(): the global limit, for the claim step's words. */
+Datum
+crm_dashboard_max_running_syncs(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(crm_max_running_syncs);
+}
+
+/* crm_dashboard.priority_aging(): crm_dashboard.priority_aging as an interval. */
+Datum
+crm_dashboard_priority_aging(PG_FUNCTION_ARGS)
+{
+	Interval   *result = palloc0(sizeof(Interval));
+
+	result->time = (int64) crm_priority_aging * USECS_PER_SEC;
+	PG_RETURN_INTERVAL_P(result);
 }
 
 /* Set the launcher's latch after our transaction committed. */
@@ -403,8 +455,23 @@ enforce_stops(TimestampTz now)
 }
 
 /*
- * Stop runs whose timeout passed, SIGKILL those whose grace ended.  Outside
- * any transaction: a locked or dropped history table must not delay them.
+ * When a run that prints nothing counts as stalled, or 0 (no stall
+ * timeout).  A wait for the CRM's rate limit the command announced is not
+ * a stall: the clock starts again when the wait ends.
+ */
+static TimestampTz
+stall_deadline(const Run *run)
+{
+	if (run->stall_timeout_s <= 0 || run->state != RUN_RUNNING)
+		return 0;
+	return TimestampTzPlusMilliseconds(Max(run->last_output_at, run->rate_wait_until),
+									   (int64) run->stall_timeout_s * 1000);
+}
+
+/*
+ * Stop runs whose timeout passed or that stalled, SIGKILL those whose
+ * grace ended.  Outside any transaction: a locked or dropped history table
+ * must not delay them.
  */
 static void
 enforce_timers(TimestampTz now)
@@ -414,9 +481,12 @@ enforce_timers(TimestampTz now)
 	foreach(lc, runs)
 	{
 		Run		   *run = lfirst(lc);
+		TimestampTz stall = stall_deadline(run);
 
 		if (run->deadline && now >= run->deadline)
 			begin_stop(run, STOP_TIMEOUT, now);
+		if (stall && now >= stall)
+			begin_stop(run, STOP_STALLED, now);
 		if (run->state == RUN_STOPPING && run->kill_at && now >= run->kill_at)
 		{
 			launcher_signal_group(run->pid, SIGKILL);
@@ -560,6 +630,13 @@ discard_orphaned_runs(void)
 	}
 }
 
+/* in_subtransaction body: record the models' freshness (alerts watch its changes). */
+static void
+note_freshness(void *arg)
+{
+	runs_note_freshness();
+}
+
 /* What launching one claimed run needs and yields (see launch_one). */
 typedef struct LaunchJob
 {
@@ -683,9 +760,14 @@ next_deadline(void)
 		next = extension_retry_at;
 	if (launch_retry_at && launch_retry_at < next)
 		next = launch_retry_at;
+	if (queue_due_at && queue_due_at < next)
+		next = queue_due_at;
+	if (freshness_due_at && freshness_due_at < next)
+		next = freshness_due_at;
 	foreach(lc, runs)
 	{
 		Run		   *run = lfirst(lc);
+		TimestampTz stall = stall_deadline(run);
 		TimestampTz t;
 
 		t = TimestampTzPlusMilliseconds(run->flushed_at,
@@ -697,6 +779,8 @@ next_deadline(void)
 			next = Min(next, run->deadline);
 		if (run->kill_at)
 			next = Min(next, run->kill_at);
+		if (stall)
+			next = Min(next, stall);
 	}
 	return next;
 }
@@ -756,6 +840,12 @@ do_database_work(void)
 	launch_queued(now);
 	runs_finish_parents();
 	flush_progress(now);
+	queue_due_at = runs_next_due();
+	if (now >= freshness_due_at)
+	{
+		in_subtransaction(note_freshness, NULL);
+		freshness_due_at = TimestampTzPlusMilliseconds(now, LAUNCHER_FRESHNESS_MS);
+	}
 
 	SPI_finish();
 	PopActiveSnapshot();

@@ -13,7 +13,12 @@
  *	launcher_output.c	output ring buffer, lines of output, what they mean
  *	launcher_progress.c	parsing a JSON-lines progress event (plain C)
  *	launcher_mask.c		masking a run's secrets in its output (plain C)
+ *	launcher.sql		the claim step (what runs next: pools, priorities, pauses,
+ *						retry times), retry policies, pauses, what follows a failure
  *	sync_request.c		start_sync/stop_sync/command_preview: validation, argv
+ *
+ * Retries, pauses and not-before times are rows, never timers in memory:
+ * a launcher that restarts finds them as data.
  */
 #ifndef CRM_DASHBOARD_LAUNCHER_H
 #define CRM_DASHBOARD_LAUNCHER_H
@@ -35,6 +40,7 @@ extern int	crm_max_running_syncs;
 extern int	crm_stop_grace;
 extern int	crm_log_limit;
 extern char *crm_sync_user;
+extern int	crm_priority_aging;
 
 /* Kept error events per run (performance_metrics -> 'errors'). */
 #define LAUNCHER_KEPT_ERRORS 20
@@ -45,6 +51,8 @@ extern char *crm_sync_user;
 /* How often a run's counters reach the table at most, and the heartbeat. */
 #define LAUNCHER_FLUSH_MS 250
 #define LAUNCHER_HEARTBEAT_MS 2000
+/* How often the models' freshness is recorded (crm_dashboard.note_freshness). */
+#define LAUNCHER_FRESHNESS_MS 30000
 
 /* The fixed-size output ring of one run: memory stays flat whatever the output. */
 typedef struct OutputRing
@@ -79,7 +87,8 @@ typedef enum StopReason
 {
 	STOP_NONE,
 	STOP_REQUESTED,
-	STOP_TIMEOUT
+	STOP_TIMEOUT,
+	STOP_STALLED				/* no output for the stall timeout */
 } StopReason;
 
 /*
@@ -103,6 +112,12 @@ typedef struct Run
 	char		stderr_tail[LAUNCHER_STDERR_TAIL];
 	Size		stderr_tail_len;
 	char	   *last_error;		/* message of the last error event */
+	char	   *rate_message;	/* message of the last rate_limited event */
+	bool		permanent;		/* an error event said "retryable": false */
+	bool		rate_limited;	/* a rate_limited event gave a retry_after */
+	TimestampTz rate_wait_until;	/* the command waits for the CRM until then; 0: no */
+	TimestampTz last_output_at; /* last bytes read from the command: the stall clock */
+	int			stall_timeout_s;	/* 0: never stalled */
 
 	/* counters from progress events */
 	int64		processed;
@@ -144,7 +159,7 @@ typedef struct RunProcesses
 
 /* launcher_spawn.c */
 extern pid_t launcher_spawn(int64 run_id, const SpawnRequest *req, int *out_fd, int *err_fd,
-							pid_t *supervisor, char **error);
+							pid_t *supervisor, char **error, bool *transient);
 extern void launcher_signal_group(pid_t pgid, int sig);
 extern void launcher_install_sigchld(void);
 extern char *launcher_describe_exit(int wait_status, int *exit_code, int *exit_signal);
@@ -170,6 +185,8 @@ extern char *text_sanitize(const char *data, Size len);
 extern bool runs_extension_ready(Oid *extension);
 extern List *runs_recover(void);
 extern List *runs_claim(int slots);
+extern TimestampTz runs_next_due(void);
+extern void runs_note_freshness(void);
 extern Run *runs_launch(int64 id, MemoryContext parent);
 extern void runs_mark_running(Run *run);
 extern void runs_flush(Run *run, TimestampTz now, bool with_log);

@@ -228,7 +228,10 @@ apply_counts(Run *run, const ProgressEvent *ev)
 		run->dirty = true;
 }
 
-/* Keep an error event (the last LAUNCHER_KEPT_ERRORS) and count it; its strings are masked. */
+/*
+ * Keep an error event (the last LAUNCHER_KEPT_ERRORS) and count it; its
+ * strings are masked.  "retryable": false marks the run's failure permanent.
+ */
 static void
 apply_error(Run *run, const ProgressEvent *ev)
 {
@@ -247,6 +250,8 @@ apply_error(Run *run, const ProgressEvent *ev)
 	cJSON_Delete(kept);
 
 	run->error_count++;
+	if (ev->retryable == PROGRESS_RETRYABLE_NO)
+		run->permanent = true;
 	if (list_length(run->errors) >= LAUNCHER_KEPT_ERRORS)
 	{
 		pfree(linitial(run->errors));
@@ -265,6 +270,37 @@ apply_error(Run *run, const ProgressEvent *ev)
 	pfree(line.data);
 	run->log_dirty = true;
 	run->dirty = true;
+}
+
+/*
+ * The command waits for the CRM's rate limit: it is not stalled until the
+ * wait ends, its row says until when, and exiting 75 (EX_TEMPFAIL) now
+ * means "retry when the wait ends" (launcher_runs.c).  Without a
+ * retry_after it is only noted in the log.
+ */
+static void
+apply_rate_limited(Run *run, const ProgressEvent *ev)
+{
+	const char *msg = ev->message ? ev->message : "(no message)";
+	StringInfoData line;
+
+	initStringInfo(&line);
+	if (ev->has_retry_after)
+	{
+		run->rate_limited = true;
+		run->rate_wait_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														   (int64) (ev->retry_after * 1000));
+		run->dirty = true;
+		appendStringInfo(&line, "rate limited for %.0f s: %s\n", ev->retry_after, msg);
+	}
+	else
+		appendStringInfo(&line, "rate limited: %s\n", msg);
+	if (run->rate_message)
+		pfree(run->rate_message);
+	run->rate_message = MemoryContextStrdup(run->cxt, text_sanitize(msg, strlen(msg)));
+	output_ring_append(&run->log, line.data, line.len);
+	pfree(line.data);
+	run->log_dirty = true;
 }
 
 /* Remember a summary event, masked (its JSON lands in performance_metrics). */
@@ -324,6 +360,12 @@ handle_stdout_line(Run *run, RunStream *s, char *line, Size len)
 			break;
 		case PROGRESS_SUMMARY:
 			apply_summary(run, &ev);
+			break;
+		case PROGRESS_RATE_LIMITED:
+			apply_rate_limited(run, &ev);
+			break;
+		case PROGRESS_HEARTBEAT:
+			/* reading it was the point: the stall clock moved */
 			break;
 		case PROGRESS_UNKNOWN:
 			keep_unknown_event(run, s, &ev, masked, line, len);
@@ -439,6 +481,7 @@ run_read_stream(Run *run, RunStream *s)
 			return false;
 		}
 		run->peak_read = Max(run->peak_read, (uint64) n);
+		run->last_output_at = GetCurrentTimestamp();
 		consume(run, s, read_buffer, n);
 	}
 	return true;

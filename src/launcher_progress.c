@@ -21,6 +21,8 @@ static const struct
 	{"progress", PROGRESS_PROGRESS, true},
 	{"error", PROGRESS_ERROR, false},
 	{"summary", PROGRESS_SUMMARY, true},
+	{"rate_limited", PROGRESS_RATE_LIMITED, false},
+	{"heartbeat", PROGRESS_HEARTBEAT, false},
 };
 
 /* Field names of the counters, in ProgressCounter order. */
@@ -102,17 +104,49 @@ read_counters(const cJSON *json, ProgressEvent *event)
 	}
 }
 
-/* Take the message and record of an error event. */
+/* Take the "message" of an event when it is a string. */
 static void
-read_error(const cJSON *json, ProgressEvent *event)
+read_message(const cJSON *json, ProgressEvent *event)
 {
 	const cJSON *message = cJSON_GetObjectItemCaseSensitive(json, "message");
-	const cJSON *record = cJSON_GetObjectItemCaseSensitive(json, "record");
 
 	if (cJSON_IsString(message) && message->valuestring)
 		event->message = message->valuestring;
+}
+
+/* Take the message, record and retryable of an error event. */
+static void
+read_error(const cJSON *json, ProgressEvent *event)
+{
+	const cJSON *record = cJSON_GetObjectItemCaseSensitive(json, "record");
+	const cJSON *retryable = cJSON_GetObjectItemCaseSensitive(json, "retryable");
+
+	read_message(json, event);
 	if ((cJSON_IsString(record) && record->valuestring) || cJSON_IsNumber(record))
 		event->record = record;
+	if (cJSON_IsTrue(retryable))
+		event->retryable = PROGRESS_RETRYABLE_YES;
+	else if (cJSON_IsFalse(retryable))
+		event->retryable = PROGRESS_RETRYABLE_NO;
+}
+
+/*
+ * Take the message and retry_after of a rate_limited event: seconds, a
+ * number of at least 0 (NaN and negative ones are absent), a day at most.
+ */
+static void
+read_rate_limited(const cJSON *json, ProgressEvent *event)
+{
+	const cJSON *after = cJSON_GetObjectItemCaseSensitive(json, "retry_after");
+
+	read_message(json, event);
+	/* the comparison is false for NaN too */
+	if (cJSON_IsNumber(after) && after->valuedouble >= 0)
+	{
+		event->has_retry_after = true;
+		event->retry_after = after->valuedouble < PROGRESS_RETRY_AFTER_MAX
+			? after->valuedouble : PROGRESS_RETRY_AFTER_MAX;
+	}
 }
 
 /*
@@ -133,6 +167,8 @@ progress_parse(const char *line, size_t len, ProgressEvent *event)
 		read_counters(event->json, event);
 	if (event->kind == PROGRESS_ERROR)
 		read_error(event->json, event);
+	else if (event->kind == PROGRESS_RATE_LIMITED)
+		read_rate_limited(event->json, event);
 }
 
 /* Free what progress_parse allocated. */

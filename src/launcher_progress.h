@@ -5,16 +5,18 @@
  *
  *		{"event": "progress", "processed": 500, "created": 120, "total": 2000}
  *		{"event": "error", "message": "email invalid", "record": "51000017"}
+ *		{"event": "error", "message": "API key revoked", "retryable": false}
+ *		{"event": "rate_limited", "retry_after": 52, "message": "HTTP 429"}
+ *		{"event": "heartbeat"}
  *		{"event": "summary", "processed": 2000, "created": 480, "failed": 20}
  *
  * Plain C only (no PostgreSQL headers), so that it can be fuzzed on its own
  * (test/fuzz/fuzz_progress.c).  Parsing is total: any bytes give an event,
  * PROGRESS_TEXT for everything that is not exactly one JSON object.
  *
- * A new kind of event (say "heartbeat", or "rate_limited" with a
- * retry_after) is a row in the kinds table of launcher_progress.c, a value
- * here, and whatever fields it carries added to ProgressEvent; a line with
- * an event name this version does not know stays log text.
+ * A new kind of event is a row in the kinds table of launcher_progress.c, a
+ * value here, and whatever fields it carries added to ProgressEvent; a line
+ * with an event name this version does not know stays log text.
  */
 #ifndef CRM_DASHBOARD_LAUNCHER_PROGRESS_H
 #define CRM_DASHBOARD_LAUNCHER_PROGRESS_H
@@ -32,10 +34,12 @@ typedef enum ProgressKind
 	PROGRESS_UNKNOWN,			/* an object whose "event" this version does not know */
 	PROGRESS_PROGRESS,			/* counters so far */
 	PROGRESS_ERROR,				/* one failed record or step */
-	PROGRESS_SUMMARY			/* the final counters */
+	PROGRESS_SUMMARY,			/* the final counters */
+	PROGRESS_RATE_LIMITED,		/* the command waits for the CRM's rate limit */
+	PROGRESS_HEARTBEAT			/* alive, nothing else to say */
 } ProgressKind;
 
-#define PROGRESS_KIND_LAST PROGRESS_SUMMARY
+#define PROGRESS_KIND_LAST PROGRESS_HEARTBEAT
 
 /* The counters an event may carry. */
 typedef enum ProgressCounter
@@ -51,14 +55,28 @@ typedef enum ProgressCounter
 /* Largest counter accepted; larger (or negative, or non-numeric) ones are absent. */
 #define PROGRESS_COUNTER_MAX (INT64_MAX / 2)
 
+/* Longest rate-limit wait, seconds (a day); longer ones are taken as this long. */
+#define PROGRESS_RETRY_AFTER_MAX 86400.0
+
+/* What an error event says about retrying (its "retryable" field). */
+typedef enum ProgressRetryable
+{
+	PROGRESS_RETRYABLE_UNSAID,	/* absent, or not a boolean */
+	PROGRESS_RETRYABLE_YES,
+	PROGRESS_RETRYABLE_NO
+} ProgressRetryable;
+
 /* One parsed line. */
 typedef struct ProgressEvent
 {
 	ProgressKind kind;
 	unsigned	present;		/* bit (1 << counter) per counter the event carries */
 	int64_t		counters[PROGRESS_NCOUNTERS];	/* 0..PROGRESS_COUNTER_MAX; 0 when absent */
-	const char *message;		/* error: its "message" if a string, else NULL */
+	const char *message;		/* error, rate_limited: its "message" if a string, else NULL */
 	const cJSON *record;		/* error: its "record" if a string or number, else NULL */
+	ProgressRetryable retryable;	/* error: its "retryable" */
+	bool		has_retry_after;	/* rate_limited: "retry_after" was a number >= 0 */
+	double		retry_after;	/* seconds, 0..PROGRESS_RETRY_AFTER_MAX; 0 when absent */
 	cJSON	   *json;			/* the object (NULL for PROGRESS_TEXT); owned by the event */
 } ProgressEvent;
 

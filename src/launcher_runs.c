@@ -29,6 +29,33 @@
 #include "crm_dashboard.h"
 #include "launcher.h"
 
+static void after_failure(int64 id);
+
+
+/*
+ * Whether the installed schema is the library's.  After the library was
+ * updated and before ALTER EXTENSION UPDATE, the queue's functions may be
+ * missing: runs then wait queued (said once in the server log).
+ */
+static bool
+schema_is_current(void)
+{
+	static char said[64] = "";
+	char	   *installed = NULL;
+
+	if (SPI_execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'crm_dashboard'",
+					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		installed = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (installed == NULL || strcmp(installed, EXTVERSION) == 0)
+		return true;
+	if (strcmp(said, installed) != 0)
+	{
+		elog(LOG, "crm_dashboard launcher: crm_dashboard %s is installed, the library is %s; "
+			 "runs wait until ALTER EXTENSION crm_dashboard UPDATE", installed, EXTVERSION);
+		strlcpy(said, installed, sizeof(said));
+	}
+	return false;
+}
 
 /*
  * Whether the extension is installed and its history table can be locked
@@ -49,7 +76,9 @@ runs_extension_ready(Oid *extension)
 	rel = OidIsValid(nsp) ? get_relname_relid("sync_history", nsp) : InvalidOid;
 	if (!OidIsValid(rel))
 		return false;
-	return ConditionalLockRelationOid(rel, RowExclusiveLock);
+	if (!ConditionalLockRelationOid(rel, RowExclusiveLock))
+		return false;
+	return schema_is_current();
 }
 
 /* Run a statement with parameters; error unless it returns expected. */
@@ -77,8 +106,12 @@ runs_recover(void)
 	List	   *lost = NIL;
 	int			rc;
 
+	uint64		n;
+	SPITupleTable *lost_rows;
+
 	rc = SPI_execute("UPDATE crm_dashboard.sync_history "
 					 "SET status = 'failed', end_time = greatest(clock_timestamp(), start_time), "
+					 "    error_class = 'lost', "
 					 "    error_message = 'launcher restarted; the command''s process was lost "
 					 "(server restart or crash)' "
 					 "WHERE status = 'running' AND sync_type <> 'all' AND configuration ? 'argv' "
@@ -86,27 +119,51 @@ runs_recover(void)
 					 false, 0);
 	if (rc != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "crm_dashboard launcher: could not recover runs");
-	for (uint64 i = 0; i < SPI_processed; i++)
+	n = SPI_processed;
+	lost_rows = SPI_tuptable;
+	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
 		RunProcesses *p = palloc0(sizeof(RunProcesses));
 
-		p->id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		p->pgid = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		p->id = DatumGetInt64(SPI_getbinval(lost_rows->vals[i], lost_rows->tupdesc, 1, &isnull));
+		p->pgid = DatumGetInt32(SPI_getbinval(lost_rows->vals[i], lost_rows->tupdesc, 2, &isnull));
 		/* the recorded group may be someone else's by now (a reboot): verify it */
 		p->verify_group = true;
 		lost = lappend(lost, p);
 	}
-	if (SPI_processed > 0)
+	if (n > 0)
 		elog(LOG, "crm_dashboard launcher: marked " UINT64_FORMAT " runs lost at restart as failed",
-			 SPI_processed);
+			 n);
+	/* a lost run is retried by policy, in this same transaction */
+	{
+		ListCell   *lc;
+
+		foreach(lc, lost)
+			after_failure(((RunProcesses *) lfirst(lc))->id);
+	}
 	runs_finish_parents();
 	return lost;
 }
 
 /*
- * Lock up to slots queued runs, oldest first.  A child of an "all" run waits
- * while a sibling runs (the models of one CRM run one after another).
+ * What follows a failed run (crm_dashboard.after_failure): its events, then
+ * action required, an automatic pause or a retry, in the transaction that
+ * marked it failed, so that a retry is never lost nor queued twice.
+ */
+static void
+after_failure(int64 id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(id)};
+
+	exec_params("SELECT crm_dashboard.after_failure($1)", 1, types, values, NULL, SPI_OK_SELECT);
+}
+
+/*
+ * Lock up to slots queued runs to start now, best first: the claim step
+ * (crm_dashboard.claim_runs) decides from pools, pauses, retry times,
+ * priorities and the one-model-at-a-time rule of "all" runs.
  */
 List *
 runs_claim(int slots)
@@ -114,41 +171,38 @@ runs_claim(int slots)
 	Oid			types[1] = {INT4OID};
 	Datum		values[1] = {Int32GetDatum(slots)};
 	List	   *ids = NIL;
-	List	   *parents = NIL;
 
-	exec_params("SELECT h.id, coalesce(h.parent_id, 0) FROM crm_dashboard.sync_history h "
-				"WHERE h.status = 'queued' AND h.sync_type <> 'all' AND NOT h.stop_requested "
-				"  AND h.configuration ? 'argv' "
-				"  AND (h.parent_id IS NULL OR NOT EXISTS ("
-				"       SELECT 1 FROM crm_dashboard.sync_history s "
-				"       WHERE s.parent_id = h.parent_id AND s.status = 'running')) "
-				"ORDER BY h.id LIMIT $1 FOR UPDATE OF h SKIP LOCKED",
+	exec_params("SELECT id FROM crm_dashboard.claim_runs($1) AS id",
 				1, types, values, NULL, SPI_OK_SELECT);
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
-		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		int64		parent = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-		int64	   *p;
+		int64	   *p = palloc(sizeof(int64));
 
-		if (parent != 0)
-		{
-			ListCell   *lc;
-			bool		seen = false;
-
-			foreach(lc, parents)
-				seen |= *(int64 *) lfirst(lc) == parent;
-			if (seen)
-				continue;
-			p = palloc(sizeof(int64));
-			*p = parent;
-			parents = lappend(parents, p);
-		}
-		p = palloc(sizeof(int64));
-		*p = id;
+		*p = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 		ids = lappend(ids, p);
 	}
 	return ids;
+}
+
+/* When a queued run becomes due (a retry's backoff ends), or 0 when none is ahead. */
+TimestampTz
+runs_next_due(void)
+{
+	bool		isnull = true;
+	Datum		due = (Datum) 0;
+
+	exec_params("SELECT crm_dashboard.next_due()", 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+		due = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : DatumGetTimestampTz(due);
+}
+
+/* Record the models' freshness, so that its changes (late, overdue) are events. */
+void
+runs_note_freshness(void)
+{
+	exec_params("SELECT crm_dashboard.note_freshness()", 0, NULL, NULL, NULL, SPI_OK_SELECT);
 }
 
 /* A text[] datum as a NULL-terminated char * vector. */
@@ -230,18 +284,24 @@ build_environment(int64 id, const char *crm, const char *model, const char *env_
 	return envp;
 }
 
-/* Mark a run we could not start as failed. */
+/*
+ * Mark a run we could not start as failed: permanently when its command
+ * cannot be executed (action required), else (no pipe, no fork) to be
+ * retried.
+ */
 static void
-fail_launch(int64 id, const char *message)
+fail_launch(int64 id, const char *message, bool transient)
 {
-	Oid			types[2] = {INT8OID, TEXTOID};
-	Datum		values[2] = {Int64GetDatum(id), CStringGetTextDatum(message)};
+	Oid			types[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		values[3] = {Int64GetDatum(id), CStringGetTextDatum(message),
+	CStringGetTextDatum(transient ? "temporary" : "permanent")};
 
 	exec_params("UPDATE crm_dashboard.sync_history "
 				"SET status = 'failed', start_time = clock_timestamp(), end_time = clock_timestamp(), "
-				"    error_message = $2, exit_code = 127 WHERE id = $1",
-				2, types, values, NULL, SPI_OK_UPDATE);
+				"    error_message = $2, exit_code = 127, error_class = $3 WHERE id = $1",
+				3, types, values, NULL, SPI_OK_UPDATE);
 	elog(LOG, "crm_dashboard launcher: run " INT64_FORMAT " failed to start: %s", id, message);
+	after_failure(id);
 }
 
 /*
@@ -256,7 +316,8 @@ runs_mark_running(Run *run)
 
 	exec_params("WITH r AS (UPDATE crm_dashboard.sync_history "
 				"  SET status = 'running', start_time = clock_timestamp(), pid = $2, "
-				"      heartbeat = clock_timestamp() WHERE id = $1 RETURNING parent_id) "
+				"      heartbeat = clock_timestamp(), last_output_at = clock_timestamp(), "
+				"      rate_limited_until = NULL WHERE id = $1 RETURNING parent_id) "
 				"UPDATE crm_dashboard.sync_history p SET status = 'running', start_time = clock_timestamp() "
 				"FROM r WHERE p.id = r.parent_id AND p.status = 'queued'",
 				2, types, values, NULL, SPI_OK_UPDATE);
@@ -264,7 +325,7 @@ runs_mark_running(Run *run)
 
 /* Allocate the in-memory state of a run about to be spawned. */
 static Run *
-new_run(int64 id, int64 parent_id, int timeout_s, MemoryContext parent)
+new_run(int64 id, int64 parent_id, int timeout_s, int stall_timeout_s, MemoryContext parent)
 {
 	MemoryContext cxt = AllocSetContextCreate(parent, "crm_dashboard run", ALLOCSET_SMALL_SIZES);
 	Run		   *run = MemoryContextAllocZero(cxt, sizeof(Run));
@@ -276,7 +337,9 @@ new_run(int64 id, int64 parent_id, int timeout_s, MemoryContext parent)
 	run->state = RUN_RUNNING;
 	run->total = -1;
 	run->timeout_s = timeout_s;
+	run->stall_timeout_s = stall_timeout_s;
 	run->started_at = GetCurrentTimestamp();
+	run->last_output_at = run->started_at;
 	run->deadline = timeout_s > 0
 		? TimestampTzPlusMilliseconds(run->started_at, (int64) timeout_s * 1000) : 0;
 	run->flushed_at = run->log_flushed_at = run->started_at;
@@ -353,6 +416,8 @@ runs_launch(int64 id, MemoryContext parent)
 	pid_t		pid;
 	pid_t		supervisor;
 	Datum		secret_names;
+	Datum		stall;
+	bool		transient;
 	Run		   *run;
 
 	/*
@@ -362,9 +427,11 @@ runs_launch(int64 id, MemoryContext parent)
 	exec_params("SELECT h.configuration -> 'argv', h.configuration ->> 'working_directory', "
 				"  c.environment::text, h.configuration ->> 'timeout_seconds', h.crm_source, "
 				"  h.sync_type, coalesce(h.parent_id, 0), "
-				"  ARRAY(SELECT jsonb_array_elements_text(h.configuration -> 'argv')), c.secret_names "
+				"  ARRAY(SELECT jsonb_array_elements_text(h.configuration -> 'argv')), c.secret_names, "
+				"  least(extract(epoch FROM p.stall_timeout), 86400)::integer "
 				"FROM crm_dashboard.sync_history h "
 				"LEFT JOIN LATERAL crm_dashboard.command_for(h.crm_source, h.sync_type) c ON true "
+				"LEFT JOIN LATERAL crm_dashboard.policy_for(h.crm_source, h.sync_type) p ON true "
 				"WHERE h.id = $1",
 				1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed != 1)
@@ -380,19 +447,20 @@ runs_launch(int64 id, MemoryContext parent)
 	parent_id = DatumGetInt64(SPI_getbinval(tuple, desc, 7, &isnull));
 	if (req.argv[0] == NULL)
 	{
-		fail_launch(id, "the recorded argv is empty");
+		fail_launch(id, "the recorded argv is empty", false);
 		return NULL;
 	}
 
-	run = new_run(id, parent_id, timeout ? atoi(timeout) : 0, parent);
+	stall = SPI_getbinval(tuple, desc, 10, &isnull);
+	run = new_run(id, parent_id, timeout ? atoi(timeout) : 0, isnull ? 0 : DatumGetInt32(stall), parent);
 	secret_names = SPI_getbinval(tuple, desc, 9, &isnull);
 	load_secrets(run, SPI_getvalue(tuple, desc, 3), isnull ? NULL : DatumGetArrayTypeP(secret_names));
 	run_streams_init(run, -1, -1);
-	pid = launcher_spawn(id, &req, &out_fd, &err_fd, &supervisor, &error);
+	pid = launcher_spawn(id, &req, &out_fd, &err_fd, &supervisor, &error, &transient);
 	if (pid < 0)
 	{
 		MemoryContextDelete(run->cxt);
-		fail_launch(id, error);
+		fail_launch(id, error, transient);
 		return NULL;
 	}
 	run->pid = pid;
@@ -402,6 +470,16 @@ runs_launch(int64 id, MemoryContext parent)
 	return run;
 }
 
+/* Make an active "all" run's figures the live sums of its model runs. */
+static void
+refresh_parent(int64 parent_id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(parent_id)};
+
+	exec_params("SELECT crm_dashboard.refresh_parent($1)", 1, types, values, NULL, SPI_OK_SELECT);
+}
+
 /* Clamp a counter to the integer columns of the original SyncHistory model. */
 static Datum
 count_datum(int64 v)
@@ -409,13 +487,26 @@ count_datum(int64 v)
 	return Int32GetDatum((int32) Min(Max(v, 0), PG_INT32_MAX));
 }
 
-/* Write a run's counters, heartbeat, metrics (and log when with_log). */
+/* Set a timestamptz parameter, NULL when 0. */
+static void
+timestamp_param(Datum *value, char *null, TimestampTz t)
+{
+	*value = TimestampTzGetDatum(t);
+	*null = t ? ' ' : 'n';
+}
+
+/*
+ * Write a run's counters, heartbeat, rate-limit wait, last output, metrics
+ * (and log when with_log); then its "all" run's live sums.
+ */
 void
 runs_flush(Run *run, TimestampTz now, bool with_log)
 {
-	Oid			types[9] = {INT8OID, INT4OID, INT4OID, INT4OID, INT4OID, INT8OID, TEXTOID, TEXTOID, BOOLOID};
-	Datum		values[9];
-	char		nulls[9] = "         ";
+	Oid			types[11] = {INT8OID, INT4OID, INT4OID, INT4OID, INT4OID, INT8OID, TEXTOID, TEXTOID, BOOLOID,
+	TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[11];
+	char		nulls[11] = "           ";
+	bool		counted = run->dirty;
 
 	values[0] = Int64GetDatum(run->id);
 	values[1] = count_datum(run->processed);
@@ -435,12 +526,16 @@ runs_flush(Run *run, TimestampTz now, bool with_log)
 	else
 		nulls[7] = 'n';
 	values[8] = BoolGetDatum(with_log);
+	timestamp_param(&values[9], &nulls[9], run->rate_wait_until);
+	timestamp_param(&values[10], &nulls[10], run->last_output_at);
 	exec_params("UPDATE crm_dashboard.sync_history SET records_processed = $2, "
 				"  records_created = $3, records_updated = $4, records_failed = $5, "
 				"  records_total = $6, performance_metrics = coalesce($7::jsonb, performance_metrics), heartbeat = clock_timestamp(), "
-				"  log = CASE WHEN $9 THEN $8 ELSE log END "
+				"  log = CASE WHEN $9 THEN $8 ELSE log END, rate_limited_until = $10, last_output_at = $11 "
 				"WHERE id = $1 AND status = 'running'",
-				9, types, values, nulls, SPI_OK_UPDATE);
+				11, types, values, nulls, SPI_OK_UPDATE);
+	if (counted && run->parent_id)
+		refresh_parent(run->parent_id);
 	run->dirty = false;
 	run->flushed_at = now;
 	if (with_log)
@@ -450,14 +545,27 @@ runs_flush(Run *run, TimestampTz now, bool with_log)
 	}
 }
 
-/* The final status and message of an exited run. */
+/* Exit statuses of sysexits.h that say what went wrong. */
+#define EXIT_TEMPFAIL 75		/* EX_TEMPFAIL: try again later */
+#define EXIT_NOPERM 77			/* EX_NOPERM: e.g. a revoked API key */
+#define EXIT_CONFIG 78			/* EX_CONFIG: configuration error */
+
+/*
+ * The final status, error class and message of an exited run.  The class
+ * follows sysexits.h: 75 is temporary (after a rate_limited event: retried
+ * when the wait ends, without using an attempt), 77 and 78 permanent
+ * (action required), as is an error event with "retryable": false; any
+ * other failure is temporary, a stall or timeout too.  A run stopped by a
+ * person has no class: it is never retried.
+ */
 static const char *
-final_status(Run *run, char **message, int *exit_code, int *exit_signal)
+final_status(Run *run, char **message, const char **error_class, int *exit_code, int *exit_signal)
 {
 	char	   *how = launcher_describe_exit(run->wait_status, exit_code, exit_signal);
 	char	   *lines = run_error_lines(run, 5);
 
 	*message = NULL;
+	*error_class = NULL;
 	if (run->stop_reason == STOP_REQUESTED)
 	{
 		*message = "stopped on request";
@@ -466,6 +574,13 @@ final_status(Run *run, char **message, int *exit_code, int *exit_signal)
 	if (run->stop_reason == STOP_TIMEOUT)
 	{
 		*message = psprintf("timed out after %d s", run->timeout_s);
+		*error_class = "timeout";
+		return "failed";
+	}
+	if (run->stop_reason == STOP_STALLED)
+	{
+		*message = psprintf("stalled: no output for %d s", run->stall_timeout_s);
+		*error_class = "stalled";
 		return "failed";
 	}
 	if (*exit_code == 0)
@@ -480,21 +595,34 @@ final_status(Run *run, char **message, int *exit_code, int *exit_signal)
 		return "success";
 	}
 	*message = lines ? psprintf("%s: %s", how, lines) : how;
+	if (*exit_code == EXIT_TEMPFAIL && run->rate_limited)
+	{
+		*error_class = "rate_limited";
+		*message = psprintf("rate limited: %s (%s)", run->rate_message ? run->rate_message : "no message", how);
+	}
+	else if (*exit_code == EXIT_NOPERM || *exit_code == EXIT_CONFIG || run->permanent)
+		*error_class = "permanent";
+	else
+		*error_class = "temporary";
 	return "failed";
 }
 
-/* Write the outcome of an exited run. */
+/*
+ * Write the outcome of an exited run; a failure is followed, in the same
+ * transaction, by what the policy says (crm_dashboard.after_failure).
+ */
 void
 runs_finish(Run *run)
 {
-	Oid			types[12] = {INT8OID, TEXTOID, INT4OID, INT4OID, INT4OID, INT4OID, INT8OID,
-	TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTOID};
-	Datum		values[12];
-	char		nulls[12] = "            ";
+	Oid			types[15] = {INT8OID, TEXTOID, INT4OID, INT4OID, INT4OID, INT4OID, INT8OID,
+	TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[15];
+	char		nulls[15] = "               ";
 	char	   *message;
+	const char *error_class;
 	int			exit_code,
 				exit_signal;
-	const char *status = final_status(run, &message, &exit_code, &exit_signal);
+	const char *status = final_status(run, &message, &error_class, &exit_code, &exit_signal);
 
 	values[0] = Int64GetDatum(run->id);
 	values[1] = CStringGetTextDatum(status);
@@ -512,13 +640,22 @@ runs_finish(Run *run)
 	nulls[9] = exit_signal > 0 ? ' ' : 'n';
 	values[10] = CStringGetTextDatum(run_metrics_json(run, GetCurrentTimestamp()));
 	values[11] = CStringGetTextDatum(output_ring_text(&run->log));
+	values[12] = error_class ? CStringGetTextDatum(error_class) : (Datum) 0;
+	nulls[12] = error_class ? ' ' : 'n';
+	timestamp_param(&values[13], &nulls[13], run->rate_wait_until);
+	timestamp_param(&values[14], &nulls[14], run->last_output_at);
 	exec_params("UPDATE crm_dashboard.sync_history SET status = $2, "
 				"  end_time = greatest(clock_timestamp(), start_time), records_processed = $3, "
 				"  records_created = $4, records_updated = $5, records_failed = $6, "
 				"  records_total = $7, error_message = $8, exit_code = $9, exit_signal = $10, "
-				"  performance_metrics = $11::jsonb, log = $12, heartbeat = clock_timestamp() "
+				"  performance_metrics = $11::jsonb, log = $12, heartbeat = clock_timestamp(), "
+				"  error_class = $13, rate_limited_until = $14, last_output_at = $15 "
 				"WHERE id = $1 AND status = 'running'",
-				12, types, values, nulls, SPI_OK_UPDATE);
+				15, types, values, nulls, SPI_OK_UPDATE);
+	if (SPI_processed == 1 && strcmp(status, "failed") == 0)
+		after_failure(run->id);
+	if (run->parent_id)
+		refresh_parent(run->parent_id);
 }
 
 /* Which of the running ids have a stop request (stop_sync). */
@@ -549,9 +686,11 @@ runs_stop_requested(List *running_ids)
 }
 
 /*
- * Finish "all" runs none of whose children is still active: cancelled when
- * stopped, failed when every model failed, partial when some did not
- * succeed, success otherwise; counters are the children's sums.
+ * Finish "all" runs none of whose model runs is still active (a retry
+ * still queued keeps it going): cancelled when stopped, failed when every
+ * model failed, partial when some did not succeed, success otherwise; its
+ * figures are the sums of the latest attempt of each model
+ * (crm_dashboard.children_totals).
  */
 void
 runs_finish_parents(void)
@@ -572,18 +711,10 @@ runs_finish_parents(void)
 					 "  records_total = a.total, "
 					 "  error_message = CASE WHEN p.stop_requested THEN 'stopped on request' "
 					 "       WHEN a.n_failed > 0 THEN format('%s of %s models failed', a.n_failed, a.n) END "
-					 "FROM (SELECT c.parent_id, count(*) AS n, "
-					 "        count(*) FILTER (WHERE c.status = 'failed') AS n_failed, "
-					 "        count(*) FILTER (WHERE c.status IN ('partial', 'cancelled')) AS n_other, "
-					 "        sum(c.records_processed) AS processed, sum(c.records_created) AS created, "
-					 "        sum(c.records_updated) AS updated, sum(c.records_failed) AS failed, "
-					 "        sum(c.records_total) AS total "
-					 "      FROM crm_dashboard.sync_history c "
-					 "      WHERE c.parent_id IN (SELECT id FROM crm_dashboard.sync_history "
-					 "                            WHERE sync_type = 'all' AND status IN ('queued', 'running')) "
-					 "      GROUP BY c.parent_id "
-					 "      HAVING count(*) FILTER (WHERE c.status IN ('queued', 'running')) = 0) a "
-					 "WHERE p.id = a.parent_id AND p.status IN ('queued', 'running')",
+					 "FROM crm_dashboard.sync_history q "
+					 "CROSS JOIN LATERAL crm_dashboard.children_totals(q.id) a "
+					 "WHERE q.sync_type = 'all' AND q.status IN ('queued', 'running') "
+					 "  AND a.n > 0 AND a.n_active = 0 AND p.id = q.id",
 					 false, 0);
 	if (rc != SPI_OK_UPDATE)
 		elog(ERROR, "crm_dashboard launcher: could not finish \"all\" runs");

@@ -88,11 +88,13 @@ close_pipes(int fds[3][2])
  * Start a run: fork its supervisor, which forks and execs the command.
  * Returns the command's pid (also its process group) with non-blocking
  * stdout/stderr read ends and the supervisor's pid, or -1 with *error set
- * (the supervisor, if any, is reaped: it exits as soon as the command did).
+ * (the supervisor, if any, is reaped: it exits as soon as the command did)
+ * and *transient saying whether trying again may help: a pipe or fork that
+ * failed may work later, a command that cannot be executed will not.
  */
 pid_t
 launcher_spawn(int64 run_id, const SpawnRequest *req, int *out_fd, int *err_fd,
-			   pid_t *supervisor, char **error)
+			   pid_t *supervisor, char **error, bool *transient)
 {
 	char		title[64];
 	int			fds[3][2] = {{-1, -1}, {-1, -1}, {-1, -1}};
@@ -104,6 +106,7 @@ launcher_spawn(int64 run_id, const SpawnRequest *req, int *out_fd, int *err_fd,
 	int			status;
 
 	*error = NULL;
+	*transient = true;
 	snprintf(title, sizeof(title), "supervising run " INT64_FORMAT, run_id);
 	for (int i = 0; i < 3; i++)
 		if (pipe2(fds[i], O_CLOEXEC) != 0)
@@ -138,6 +141,7 @@ launcher_spawn(int64 run_id, const SpawnRequest *req, int *out_fd, int *err_fd,
 	close(fds[2][0]);
 	if (*error)
 	{
+		*transient = false;
 		close(fds[0][0]);
 		close(fds[1][0]);
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)

@@ -92,10 +92,40 @@ $$;
 COMMENT ON FUNCTION crm_dashboard.schedule_list() IS 'Private: rows of crm_api.schedules.';
 
 CREATE VIEW crm_api.schedules AS
-    SELECT id, name, crm, model, cron, options, active, last_run_at, last_run_status
-    FROM crm_dashboard.schedule_list();
+    SELECT s.id, s.name, s.crm, s.model, s.cron, s.options, s.active, s.last_run_at, s.last_run_status,
+           (SELECT max(k.skipped_at) FROM crm_dashboard.sync_skip k
+             WHERE k.crm = s.crm AND k.model = s.model AND k.requested_via = 'schedule') AS last_skipped_at
+    FROM crm_dashboard.schedule_list() s;
 COMMENT ON VIEW crm_api.schedules IS
-    'Scheduled syncs (pg_cron jobs made by schedule_sync) with their last run; empty without pg_cron.';
+    'Scheduled syncs (pg_cron jobs made by schedule_sync) with their last run, and when a pause last skipped one; empty without pg_cron.';
+
+-- When a schedule fires next (src/schedules_cron.c), for freshness.
+CREATE FUNCTION crm_dashboard.cron_next(cron text, after timestamptz) RETURNS timestamptz
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'crm_dashboard_cron_next';
+COMMENT ON FUNCTION crm_dashboard.cron_next(text, timestamptz) IS
+    'Private: the first time after "after" at which a cron schedule fires, in UTC as pg_cron reads it; NULL for @reboot, invalid or never-firing schedules.';
+
+-- The active schedules of our jobs (what freshness expects); no rows without pg_cron.
+CREATE FUNCTION crm_dashboard.active_schedules()
+RETURNS TABLE (crm text, model text, cron text, created_at timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+ROWS 10
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF to_regclass('cron.job') IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE
+        'SELECT s.crm, s.model, j.schedule::text, s.created_at
+           FROM crm_dashboard.sync_schedule s
+           JOIN cron.job j ON j.jobid = s.jobid AND j.jobname = s.jobname
+          WHERE j.active';
+END
+$$;
+COMMENT ON FUNCTION crm_dashboard.active_schedules() IS
+    'Private: crm, model (or all), cron expression and creation time of every active schedule; empty without pg_cron.';
 
 CREATE FUNCTION crm_api.schedule_sync(crm text, model text, cron text, options jsonb DEFAULT '{}')
 RETURNS bigint
@@ -110,6 +140,12 @@ BEGIN
     PERFORM crm_dashboard.require_pg_cron();
     -- the same validation as start_sync: CRM, model, options, a registered command
     PERFORM crm_dashboard.command_preview(crm, model, options);
+    -- a pause holds schedules whatever their options: ignore_pause is a person's
+    IF options ? 'ignore_pause' THEN
+        RAISE EXCEPTION 'sync option "ignore_pause" is for a person''s start, not for a schedule'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'ignore_pause',
+                  HINT = 'While a model or CRM is paused its schedules skip it; resume it, or start a run by hand.';
+    END IF;
     -- the syntax pg_cron runs as written: it would ignore extra fields
     PERFORM crm_dashboard.check_schedule(cron);
     job_name := format('crm_dashboard:%s:%s:%s', crm, model,
@@ -153,9 +189,10 @@ COMMENT ON FUNCTION crm_api.unschedule_sync(bigint) IS
     'Remove a schedule made by schedule_sync; false when there is no such schedule.';
 
 REVOKE ALL ON FUNCTION crm_dashboard.check_schedule(text), crm_dashboard.require_pg_cron(), crm_dashboard.schedule_list(),
-    crm_dashboard.prune_schedules() FROM PUBLIC;
+    crm_dashboard.prune_schedules(), crm_dashboard.cron_next(text, timestamptz),
+    crm_dashboard.active_schedules() FROM PUBLIC;
 REVOKE ALL ON FUNCTION crm_api.schedule_sync(text, text, text, jsonb), crm_api.unschedule_sync(bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION crm_dashboard.schedule_list() TO crm_dashboard_viewer;
+GRANT EXECUTE ON FUNCTION crm_dashboard.schedule_list(), crm_dashboard.active_schedules() TO crm_dashboard_viewer;
 GRANT SELECT ON crm_api.schedules TO crm_dashboard_viewer;
 GRANT EXECUTE ON FUNCTION crm_api.schedule_sync(text, text, text, jsonb), crm_api.unschedule_sync(bigint)
     TO crm_dashboard_operator;

@@ -93,6 +93,16 @@ CREATE TABLE crm_dashboard.sync_history (
     exit_signal         integer,
     stop_requested      boolean NOT NULL DEFAULT false,
     log                 text NOT NULL DEFAULT '',
+    -- runs that take care of themselves (src/launcher.sql): each attempt is
+    -- a row; a retry is a queued row with a not-before time
+    attempt             integer NOT NULL DEFAULT 1,
+    max_attempts        integer,
+    first_attempt_id    bigint,
+    not_before          timestamptz NOT NULL DEFAULT now(),
+    priority            smallint NOT NULL DEFAULT 0,
+    error_class         text,
+    rate_limited_until  timestamptz,
+    last_output_at      timestamptz,
     CONSTRAINT sync_history_status_check
         CHECK (status IN ('queued', 'running', 'success', 'failed', 'partial', 'cancelled')),
     CONSTRAINT sync_history_end_after_start
@@ -104,7 +114,15 @@ CREATE TABLE crm_dashboard.sync_history (
     CONSTRAINT sync_history_finished_has_end
         CHECK (status IN ('queued', 'running') OR end_time IS NOT NULL),
     CONSTRAINT sync_history_requested_via_check
-        CHECK (crm_dashboard.valid_via(requested_via))
+        CHECK (crm_dashboard.valid_via(requested_via)),
+    CONSTRAINT sync_history_attempt_check
+        CHECK (attempt >= 1 AND (max_attempts IS NULL OR max_attempts >= 1)),
+    CONSTRAINT sync_history_first_attempt_fkey
+        FOREIGN KEY (first_attempt_id) REFERENCES crm_dashboard.sync_history (id) ON DELETE SET NULL,
+    CONSTRAINT sync_history_priority_check
+        CHECK (priority BETWEEN 0 AND 2),
+    CONSTRAINT sync_history_error_class_check
+        CHECK (error_class IN ('temporary', 'permanent', 'rate_limited', 'stalled', 'timeout', 'lost'))
 );
 COMMENT ON TABLE crm_dashboard.sync_history IS
     'One row per sync run: the ingestion app''s SyncHistory columns plus supervision columns.';

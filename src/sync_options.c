@@ -61,6 +61,8 @@ static const SyncOptionDef option_defs[SYNC_OPTION_COUNT] = {
 	"Debug output", "Verbose log"},
 	[SYNC_OPTION_TIMEOUT] = {"timeout", OPTION_INTEGER, 1, 86400, "seconds", NULL,
 	"Timeout (seconds)", "Stop the run after this long"},
+	[SYNC_OPTION_IGNORE_PAUSE] = {"ignore_pause", OPTION_BOOLEAN, 0, 0, NULL, NULL,
+	"Start even if paused", "Run although the model or its CRM is paused"},
 };
 
 /* "force, full, ... timeout (1..86400)": every option, for hints. */
@@ -231,6 +233,13 @@ sync_options_number(const SyncOptions *opts, SyncOptionId id)
 	return opts->given[id] ? opts->number[id] : 0;
 }
 
+/* Whether a boolean option was given as true. */
+bool
+sync_options_flag(const SyncOptions *opts, SyncOptionId id)
+{
+	return opts->given[id] && opts->boolean[id];
+}
+
 /* argv with the flags of the given options appended, in the table's order. */
 List *
 sync_options_append_flags(List *argv, const SyncOptions *opts)
@@ -239,6 +248,7 @@ sync_options_append_flags(List *argv, const SyncOptions *opts)
 	{
 		const SyncOptionDef *d = &option_defs[i];
 
+		/* an option without a flag is applied by the launcher (timeout, ignore_pause) */
 		if (!opts->given[i] || d->flag == NULL)
 			continue;
 		if (d->kind == OPTION_BOOLEAN && opts->boolean[i])

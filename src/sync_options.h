@@ -21,6 +21,7 @@ typedef enum SyncOptionId
 	SYNC_OPTION_BATCH_SIZE,
 	SYNC_OPTION_DEBUG,
 	SYNC_OPTION_TIMEOUT,
+	SYNC_OPTION_IGNORE_PAUSE,
 	SYNC_OPTION_COUNT
 } SyncOptionId;
 
@@ -35,6 +36,7 @@ typedef struct SyncOptions
 
 extern SyncOptions *sync_options_parse(Jsonb *options);
 extern int64 sync_options_number(const SyncOptions *opts, SyncOptionId id);
+extern bool sync_options_flag(const SyncOptions *opts, SyncOptionId id);
 extern List *sync_options_append_flags(List *argv, const SyncOptions *opts);
 
 #endif							/* CRM_DASHBOARD_SYNC_OPTIONS_H */

@@ -30,6 +30,8 @@ PG_FUNCTION_INFO_V1(crm_dashboard_start_sync);
 PG_FUNCTION_INFO_V1(crm_dashboard_command_preview);
 PG_FUNCTION_INFO_V1(crm_dashboard_wake_launcher);
 PG_FUNCTION_INFO_V1(crm_dashboard_valid_via);
+PG_FUNCTION_INFO_V1(crm_dashboard_requester_name);
+PG_FUNCTION_INFO_V1(crm_dashboard_check_target);
 
 /* How a run can have been asked for: the one list (sync_history's CHECK uses it too). */
 static const char *const via_values[] = {"sql", "ui", "api", "schedule", "external"};
@@ -283,7 +285,11 @@ check_not_active(const char *crm, List *models, bool all)
 	/* serialise starts per CRM so two sessions cannot both pass the check */
 	crm_spi_execute("SELECT pg_advisory_xact_lock(hashtext('crm_dashboard.start_sync'), hashtext($1))",
 							  1, types, values, NULL, false, 0, SPI_OK_SELECT);
-	crm_spi_execute("SELECT id, sync_type, status FROM crm_dashboard.sync_history "
+	crm_spi_execute("SELECT id, sync_type, status, "
+							  "  CASE WHEN status = 'queued' AND first_attempt_id IS NOT NULL "
+							  "       THEN format('attempt %s of %s, not before %s', attempt, "
+							  "                   coalesce(max_attempts, attempt), not_before) END "
+							  "FROM crm_dashboard.sync_history "
 							  "WHERE crm_source = $1 AND status IN ('queued', 'running') "
 							  "  AND (sync_type = ANY ($2) OR ($3 AND sync_type = 'all')) "
 							  "ORDER BY id LIMIT 1",
@@ -293,7 +299,15 @@ check_not_active(const char *crm, List *models, bool all)
 		char	   *id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 		char	   *type = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 		char	   *status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+		char	   *retry = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
 
+		/* a retry waiting for its backoff: say so, a person may want to start afresh */
+		if (retry)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("a retry of %s %s is already queued (run %s)", crm, type, id),
+					 errdetail("Run %s is %s.", id, retry),
+					 errhint("Wait for it, or stop it with crm_api.stop_sync(%s) and start again.", id)));
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),
 				 errmsg("a sync of %s %s is already %s (run %s)", crm, type, status, id),
@@ -350,6 +364,202 @@ requester(const char *via_arg, char **via, char **username)
 		*via = pstrdup(dashboard_user ? "ui" : "sql");
 }
 
+/* crm_dashboard.requester_name(): who acts, as start_sync records it. */
+Datum
+crm_dashboard_requester_name(PG_FUNCTION_ARGS)
+{
+	const char *dashboard_user = auth_request_user();
+
+	if (dashboard_user)
+		PG_RETURN_TEXT_P(cstring_to_text(dashboard_user));
+	PG_RETURN_TEXT_P(cstring_to_text(GetUserNameFromId(GetSessionUserId(), false)));
+}
+
+/*
+ * crm_dashboard.check_target(crm, model): the usual errors for an unknown
+ * CRM, or (model not NULL) an unknown model of it.
+ */
+Datum
+crm_dashboard_check_target(PG_FUNCTION_ARGS)
+{
+	char	   *crm = crm_arg_text(fcinfo, 0, "crm");
+	char	   *model = crm_arg_text_or_null(fcinfo, 1);
+
+	if (model)
+		crm_resolve_model(crm, model);
+	else
+		crm_check_crm(crm);
+	PG_RETURN_VOID();
+}
+
+/* What a pause holding a model says about itself. */
+typedef struct PauseInfo
+{
+	int64		id;
+	bool		whole_crm;		/* the CRM is paused, not only the model */
+	char	   *text;			/* "model paused by alice: API migration" */
+	char	   *detail;			/* "Paused by alice: API migration." */
+} PauseInfo;
+
+/* The active pause holding a model (model NULL: the CRM), or NULL. */
+static PauseInfo *
+pause_of(const char *crm, const char *model)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', model ? ' ' : 'n'};
+	PauseInfo  *pause = NULL;
+	MemoryContext caller = CurrentMemoryContext;
+
+	values[0] = CStringGetTextDatum(crm);
+	values[1] = model ? CStringGetTextDatum(model) : (Datum) 0;
+	SPI_connect();
+	crm_spi_execute("SELECT p.id, p.model IS NULL, crm_dashboard.pause_text(p), "
+					"  format('Paused by %s: %s.', p.paused_by, p.reason) "
+					"FROM crm_dashboard.pause_of($1, $2) p",
+					2, types, values, nulls, true, 1, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tuple = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		pause = palloc0(sizeof(PauseInfo));
+		pause->id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
+		pause->whole_crm = DatumGetBool(SPI_getbinval(tuple, desc, 2, &isnull));
+		pause->text = pstrdup(SPI_getvalue(tuple, desc, 3));
+		pause->detail = pstrdup(SPI_getvalue(tuple, desc, 4));
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	return pause;
+}
+
+/* Record that a pause skipped a requested sync (crm_api.sync_skips), and say so. */
+static void
+record_skip(const char *crm, const char *model, const char *via, const char *username,
+			const PauseInfo *pause, Jsonb *options)
+{
+	Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, JSONBOID};
+	Datum		values[7];
+	char		nulls[7] = "       ";
+
+	values[0] = CStringGetTextDatum(crm);
+	values[1] = CStringGetTextDatum(model);
+	values[2] = CStringGetTextDatum(via);
+	values[3] = username ? CStringGetTextDatum(username) : (Datum) 0;
+	nulls[3] = username ? ' ' : 'n';
+	values[4] = CStringGetTextDatum(pause->text);
+	values[5] = Int64GetDatum(pause->id);
+	values[6] = JsonbPGetDatum(options);
+	SPI_connect();
+	crm_spi_execute("INSERT INTO crm_dashboard.sync_skip "
+					"  (crm, model, requested_via, requested_by, reason, pause_id, options) "
+					"VALUES ($1, $2, $3, coalesce($4, session_user), $5, $6, $7)",
+					7, types, values, nulls, false, 0, SPI_OK_INSERT);
+	SPI_finish();
+	ereport(NOTICE,
+			(errmsg("skipping the %s sync of %s %s: %s",
+					strcmp(via, "schedule") == 0 ? "scheduled" : "requested", crm, model, pause->text),
+			 errdetail("%s", pause->detail),
+			 errhint("The skip is listed in crm_api.sync_skips.")));
+}
+
+/*
+ * The SQLSTATE of "paused": PT409, which the bundled server and PostgREST
+ * answer with HTTP 409 Conflict (the state of the model, not the request,
+ * is in the way; class 55 would be a 500).
+ */
+#define ERRCODE_PAUSED MAKE_SQLSTATE('P','T','4','0','9')
+
+/* Refuse to start a paused model (model NULL: a paused CRM). */
+static void pg_attribute_noreturn()
+paused_error(const char *crm, const char *model, const PauseInfo *pause)
+{
+	if (pause->whole_crm || model == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_PAUSED),
+				 errmsg("CRM %s is paused", crm),
+				 errdetail("%s", pause->detail),
+				 errhint("Resume it with crm_api.resume_sync('%s'), or start anyway with the option "
+						 "{\"ignore_pause\": true}.", crm)));
+	ereport(ERROR,
+			(errcode(ERRCODE_PAUSED),
+			 errmsg("%s %s is paused", crm, model),
+			 errdetail("%s", pause->detail),
+			 errhint("Resume it with crm_api.resume_sync('%s', '%s'), or start anyway with the option "
+					 "{\"ignore_pause\": true}.", crm, model)));
+}
+
+/*
+ * The models of a request that are not paused.  A paused model (or CRM) is
+ * skipped, and the skip recorded, when a schedule asked, or when a person
+ * asked for "all" and other models remain; a person asking for it alone is
+ * refused.  ignore_pause lets a person's start (never a schedule's) run
+ * anyway.  NIL: nothing to run.
+ */
+static List *
+unpaused_models(const char *crm, List *models, bool all, const char *via, const char *username,
+				Jsonb *options, bool ignore_pause)
+{
+	bool		scheduled = strcmp(via, "schedule") == 0;
+	PauseInfo  *pause;
+	List	   *kept = NIL;
+	ListCell   *lc;
+
+	if (ignore_pause && !scheduled)
+		return models;
+	if (all && (pause = pause_of(crm, NULL)) != NULL)
+	{
+		if (!scheduled)
+			paused_error(crm, NULL, pause);
+		record_skip(crm, "all", via, username, pause, options);
+		return NIL;
+	}
+	foreach(lc, models)
+	{
+		const char *m = ((CrmModel *) lfirst(lc))->model;
+
+		if ((pause = pause_of(crm, m)) == NULL)
+			kept = lappend(kept, lfirst(lc));
+		else if (!scheduled && !all)
+			paused_error(crm, m, pause);
+		else
+			record_skip(crm, m, via, username, pause, options);
+	}
+	if (kept == NIL && all && !scheduled)
+		ereport(ERROR,
+				(errcode(ERRCODE_PAUSED),
+				 errmsg("every model of CRM %s is paused", crm),
+				 errhint("Resume them with crm_api.resume_sync, or start anyway with the option "
+						 "{\"ignore_pause\": true}.")));
+	return kept;
+}
+
+/*
+ * Refuse when the installed schema is not the library's (the library was
+ * updated, ALTER EXTENSION UPDATE not run yet): the queue needs its tables.
+ */
+static void
+check_schema_version(void)
+{
+	char	   *installed = NULL;
+
+	SPI_connect();
+	crm_spi_execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'crm_dashboard'",
+					0, NULL, NULL, NULL, true, 1, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+		installed = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (installed && strcmp(installed, EXTVERSION) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("crm_dashboard %s is installed in this database, but its library is %s",
+						installed, EXTVERSION),
+				 errhint("Run ALTER EXTENSION crm_dashboard UPDATE.")));
+	SPI_finish();
+}
+
 /* Insert one queued run; returns its id. */
 static int64
 insert_run(const char *crm, const char *model, int64 parent_id, Jsonb *options,
@@ -381,8 +591,11 @@ insert_run(const char *crm, const char *model, int64 parent_id, Jsonb *options,
 
 	SPI_connect();
 	crm_spi_execute("INSERT INTO crm_dashboard.sync_history "
-							  "  (crm_source, sync_type, status, parent_id, requested_by, requested_via, configuration) "
+							  "  (crm_source, sync_type, status, parent_id, requested_by, requested_via, "
+							  "   priority, not_before, max_attempts, configuration) "
 							  "VALUES ($1, $2, 'queued', $3, coalesce($6, session_user), $5, "
+							  "  crm_dashboard.priority_of($5, false), now(), "
+							  "  CASE WHEN $2 <> 'all' THEN (SELECT p.max_attempts FROM crm_dashboard.policy_for($1, $2) p) END, "
 							  "  jsonb_strip_nulls(jsonb_build_object("
 							  "    'options', $4, 'argv', $7::jsonb, 'via', $5, "
 							  "    'requested_by', jsonb_build_object('session_user', session_user, 'username', $6), "
@@ -398,7 +611,8 @@ insert_run(const char *crm, const char *model, int64 parent_id, Jsonb *options,
 
 /*
  * crm_dashboard.start_sync(crm, model, options, via): validate, queue, wake
- * the launcher at commit; returns the run id (the parent's for "all").
+ * the launcher at commit; returns the run id (the parent's for "all"), or
+ * NULL when a pause skipped the whole request (a schedule's).
  */
 Datum
 crm_dashboard_start_sync(PG_FUNCTION_ARGS)
@@ -420,6 +634,11 @@ crm_dashboard_start_sync(PG_FUNCTION_ARGS)
 	requester(via_arg, &via, &username);
 	if (options == NULL)
 		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	check_schema_version();
+	models = unpaused_models(crm, models, all, via, username, options,
+							 sync_options_flag(opts, SYNC_OPTION_IGNORE_PAUSE));
+	if (models == NIL)
+		PG_RETURN_NULL();
 	foreach(lc, models)
 	{
 		const char *m = ((CrmModel *) lfirst(lc))->model;

@@ -123,7 +123,7 @@ LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 RETURN crm_dashboard.start_sync(crm, model, options);
 COMMENT ON FUNCTION crm_api.start_sync(text, text, jsonb) IS
-    'Queue a sync of one model (or model => ''all'') with options force, full, since, dry_run, max_records, batch_size, debug, timeout; returns the run id at once.';
+    'Queue a sync of one model (or model => ''all'') with options force, full, since, dry_run, max_records, batch_size, debug, timeout, ignore_pause; returns the run id at once.';
 
 CREATE FUNCTION crm_api.command_preview(crm text, model text, options jsonb DEFAULT '{}')
 RETURNS text[]

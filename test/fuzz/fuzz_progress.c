@@ -12,9 +12,10 @@
  *
  * Invariants: no crash, leak or out-of-bounds access; the event's kind is a
  * known one and only a JSON object is an event; counters are present only
- * for events that carry them and never negative or out of range; message
- * and record only for errors, the message NUL-terminated and no longer
- * than the line.  After masking: the same invariants, no secret left in
+ * for events that carry them and never negative or out of range; a message
+ * only for errors and rate limits, NUL-terminated and no longer than the
+ * line; a record and a retryable verdict only for errors; a retry_after
+ * only for rate limits, within 0..PROGRESS_RETRY_AFTER_MAX (never NaN).  After masking: the same invariants, no secret left in
  * any key or string of the event nor in the masked line, the masked line
  * never longer, masking again changes nothing, and the event still prints
  * as JSON that parses.
@@ -52,8 +53,18 @@ check_event(const ProgressEvent *ev, size_t len)
 			assert(ev->counters[c] == 0);
 		assert(strcmp(progress_counter_name(c), "?") != 0);
 	}
+	if (ev->kind != PROGRESS_ERROR && ev->kind != PROGRESS_RATE_LIMITED)
+		assert(ev->message == NULL);
 	if (ev->kind != PROGRESS_ERROR)
-		assert(ev->message == NULL && ev->record == NULL);
+		assert(ev->record == NULL && ev->retryable == PROGRESS_RETRYABLE_UNSAID);
+	assert(ev->retryable == PROGRESS_RETRYABLE_UNSAID || ev->retryable == PROGRESS_RETRYABLE_YES ||
+		   ev->retryable == PROGRESS_RETRYABLE_NO);
+	if (ev->kind != PROGRESS_RATE_LIMITED)
+		assert(!ev->has_retry_after);
+	if (ev->has_retry_after)
+		assert(ev->retry_after >= 0 && ev->retry_after <= PROGRESS_RETRY_AFTER_MAX);
+	else
+		assert(ev->retry_after == 0);
 	if (ev->message)
 		assert(strlen(ev->message) <= len);
 	if (ev->record)

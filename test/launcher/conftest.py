@@ -72,6 +72,11 @@ def pg(cluster):
     while lz.one("SELECT count(*) FROM crm_dashboard.sync_history WHERE status = 'running'") and time.time() < deadline:
         time.sleep(0.1)
     lz.sql("DELETE FROM crm_dashboard.sync_history")
+    lz.sql("DELETE FROM crm_dashboard.sync_skip")
+    lz.sql("DELETE FROM crm_dashboard.run_pause")
+    lz.sql("DELETE FROM crm_dashboard.run_policy")
+    lz.sql("DELETE FROM crm_dashboard.freshness_sla")
     lz.sql("ALTER SYSTEM RESET crm_dashboard.max_running_syncs")
+    lz.sql("ALTER SYSTEM RESET crm_dashboard.priority_aging")
     lz.sql("SELECT pg_reload_conf()")
     return lz

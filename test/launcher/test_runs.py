@@ -209,11 +209,17 @@ def test_all_runs_models_one_after_another_smallest_first(pg):
 
 
 def test_all_with_a_failing_model_is_partial(pg):
+    pg.sql("SELECT crm_api.set_run_policy('hubspot', max_attempts => 2, backoff_base => '1 second', "
+           "backoff_cap => '1 second')")
     pg.fake("hubspot", "success")
     pg.fake("hubspot", "fail", model="company")
     run = pg.wait(pg.start("hubspot", "all"))
     assert run["status"] == "partial" and run["error_message"] == "1 of 3 models failed"
-    assert len(run["children"]) == 3
+    # the failing model was tried twice; the parent counts its last attempt once
+    assert len(run["children"]) == 4
+    attempts = pg.sql("SELECT attempt, status FROM crm_dashboard.sync_history WHERE parent_id = %s "
+                      "AND sync_type = 'company' ORDER BY id", (run["id"],))
+    assert attempts == [(1, "failed"), (2, "failed")]
 
 
 def test_stop_all_cancels_children(pg):
@@ -241,7 +247,12 @@ def test_external_kill_9_of_the_command(pg):
     os.kill(pid, signal.SIGKILL)
     run = pg.wait(run_id)
     assert run["status"] == "failed" and "signal 9" in run["error_message"]
+    assert run["error_class"] == "temporary"
     assert _group_gone(pid)
+    # a crash is retried by policy: the next attempt is queued already
+    retry = pg.one("SELECT id FROM crm_dashboard.sync_history WHERE first_attempt_id = %s", (run_id,))
+    assert pg.run(retry)["attempt"] == 2
+    pg.sql("SELECT crm_api.stop_sync(%s)", (retry,))
     assert pg.wait(pg.start("hubspot", "contact"), ("running",))
 
 

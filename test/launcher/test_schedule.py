@@ -78,3 +78,27 @@ def test_pg_cron_recreated_never_confuses_jobs(pg):
     finally:
         pg.sql("CREATE EXTENSION IF NOT EXISTS pg_cron")
         pg.sql("SELECT cron.unschedule(jobid) FROM cron.job WHERE jobname = 'other-team'")
+
+
+def test_a_schedule_skips_a_paused_model_and_records_the_skip(pg):
+    pg.fake("hubspot", "success")
+    pg.sql("SELECT crm_api.pause_sync('hubspot', 'deal', 'API migration')")
+    job = pg.one("SELECT crm_api.schedule_sync('hubspot', 'deal', '* * * * *')")
+    try:
+        pg.c.wait_for("SELECT count(*) FROM crm_api.sync_skips WHERE model = 'deal' AND requested_via = 'schedule'",
+                      timeout=75, interval=0.5)
+        reason = pg.one("SELECT reason FROM crm_api.sync_skips WHERE model = 'deal'")
+        assert reason.startswith("model paused by ") and reason.endswith(": API migration")
+        # skipped, not run, not failed: no history row, and the pg_cron job succeeded
+        assert pg.one("SELECT count(*) FROM crm_dashboard.sync_history WHERE sync_type = 'deal'") == 0
+        assert pg.one("SELECT last_skipped_at IS NOT NULL FROM crm_api.schedules WHERE id = %s", (job,))
+        pg.c.wait_for("SELECT count(*) FROM cron.job_run_details WHERE jobid = %s AND status = 'succeeded'", (job,))
+    finally:
+        pg.sql("SELECT crm_api.unschedule_sync(%s)", (job,))
+
+
+def test_a_schedule_cannot_ignore_a_pause(pg):
+    pg.fake("hubspot", "success")
+    with pytest.raises(psycopg2.Error) as e:
+        pg.sql("SELECT crm_api.schedule_sync('hubspot', 'deal', '0 3 * * *', '{\"ignore_pause\": true}')")
+    assert e.value.pgcode == "22023" and "ignore_pause" in e.value.pgerror

@@ -52,8 +52,14 @@ def _wait_gone(*pids, timeout=10):
 def _after_restart(pg, run_id, pid, sleeper):
     pg.wait_launcher(timeout=60)
     run = pg.wait(run_id, ("failed",), timeout=30)
-    assert run["error_message"] == LOST
+    assert run["error_message"] == LOST and run["error_class"] == "lost"
     assert _wait_gone(pid, sleeper)
+    # a lost run is retried by policy, exactly once: stop the retry
+    retries = pg.sql("SELECT id, attempt, status FROM crm_dashboard.sync_history WHERE first_attempt_id = %s",
+                     (run_id,))
+    assert len(retries) == 1 and retries[0][1] == 2
+    pg.sql("SELECT crm_api.stop_sync(%s)", (retries[0][0],))
+    pg.wait(retries[0][0])
     pg.fake("hubspot", "success", model="contact")
     assert pg.wait(pg.start("hubspot", "contact"))["status"] == "success"
 
@@ -88,3 +94,36 @@ def test_queued_runs_survive_a_restart(pg):
     pg.wait_launcher(timeout=60)
     assert pg.wait(first)["status"] == "failed"
     assert pg.wait(second)["status"] == "success"
+
+
+def test_a_retry_due_while_the_launcher_is_down_starts_exactly_once(pg):
+    """kill -9 of the launcher during a backoff: the retry is a queued row, so
+    the restarted launcher finds it, starts it once, and never twice."""
+    # a long backoff, so that the retry is surely still waiting when we move it
+    pg.sql("SELECT crm_api.set_run_policy('hubspot', backoff_base => '1 hour', backoff_cap => '1 hour')")
+    starts = os.path.join(pg.c.dir, "flaky-starts")
+    if os.path.exists(starts):
+        os.remove(starts)
+    pg.fake("hubspot", "flaky", starts)
+    first = pg.start("hubspot", "contact")
+    assert pg.wait(first)["status"] == "failed"
+    retry = pg.one("SELECT id FROM crm_dashboard.sync_history WHERE first_attempt_id = %s", (first,))
+    # the backoff now ends in a second, while the launcher is down
+    moved = pg.sql("UPDATE crm_dashboard.sync_history SET not_before = now() + interval '1 second' "
+                   "WHERE id = %s AND status = 'queued' RETURNING id", (retry,))
+    assert moved == [(retry,)]
+    launcher = pg.launcher_pid()
+    os.kill(launcher, signal.SIGKILL)
+    killed_at = time.time()
+    time.sleep(1.5)
+    pg.wait_launcher(timeout=60)
+    assert pg.launcher_pid() != launcher
+    assert pg.wait(retry, timeout=60)["status"] == "success"
+    started = pg.one("SELECT extract(epoch FROM start_time) FROM crm_dashboard.sync_history WHERE id = %s", (retry,))
+    assert started > killed_at
+    time.sleep(2)
+    with open(starts) as f:
+        assert f.read().splitlines() == [str(first), str(retry)]
+    rows = pg.sql("SELECT id, attempt, status FROM crm_dashboard.sync_history "
+                  "WHERE id = %s OR first_attempt_id = %s ORDER BY id", (first, first))
+    assert rows == [(first, 1, "failed"), (retry, 2, "success")]

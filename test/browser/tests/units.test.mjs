@@ -142,7 +142,7 @@ test('option inputs come from the server: names, ranges, help', async () => {
 		const f = optionFields(caps.sync_options, 'unit');
 		return { names: caps.sync_options.map((o) => o.name), max: f.fields.batch_size.max, type: f.fields.since.type };
 	});
-	assert.deepEqual(got.names, ['force', 'full', 'since', 'dry_run', 'max_records', 'batch_size', 'debug', 'timeout']);
+	assert.deepEqual(got.names, ['force', 'full', 'since', 'dry_run', 'max_records', 'batch_size', 'debug', 'timeout', 'ignore_pause']);
 	assert.equal(got.max, '100000');
 	assert.equal(got.type, 'date');
 });

@@ -27,7 +27,8 @@ test('an unsafe model name is listed with the reason it cannot be synced', async
 	assert.equal(await page.locator('tr[data-model="task"]').getByRole('button', { name: 'Sync task' }).count(), 1);
 
 	await row.getByRole('link', { name: 'View --settings=evil' }).click();
-	// the model page, not the CRM page it came from (which has a .name-problem too)
+	// the CRM page has a .name-problem too: wait for the model's own page
+	await page.getByRole('heading', { level: 1, name: '--settings=evil' }).waitFor();
 	const problem = page.locator('.page-actions .name-problem');
 	await problem.waitFor();
 	assert.match(await problem.innerText(), /can't be synced/i);

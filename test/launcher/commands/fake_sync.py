@@ -80,6 +80,47 @@ def main():
         out.write(b"\xe2\x82 cut\r\n")  # a truncated UTF-8 sequence
         out.write(b'{"event": "progress", "processed": 3, "created": 3}')  # no final newline
         out.flush()
+    elif mode == "exit":
+        # progress, then the given exit status (75, 77, 78: sysexits.h)
+        emit(event="progress", processed=1, created=1, updated=0, failed=0)
+        print(f"exiting with {sys.argv[2]}", file=sys.stderr, flush=True)
+        sys.exit(int(sys.argv[2]))
+    elif mode == "permanent":
+        emit(event="error", message="API key revoked", retryable=False)
+        sys.exit(1)
+    elif mode == "rate_limited":
+        # the CRM says wait N s; the command gives up with EX_TEMPFAIL
+        emit(event="rate_limited", retry_after=float(sys.argv[2]), message="HTTP 429 Too Many Requests")
+        sys.exit(75)
+    elif mode == "rate_wait":
+        # the command waits out the rate limit itself, silently, then finishes
+        emit(event="progress", processed=10, created=10, updated=0, failed=0, total=20)
+        emit(event="rate_limited", retry_after=float(sys.argv[2]), message="HTTP 429 Too Many Requests")
+        time.sleep(float(sys.argv[2]))
+        emit(event="summary", processed=20, created=20, updated=0, failed=0, total=20)
+    elif mode == "heartbeat":
+        for _ in range(int(float(sys.argv[2]) / 0.3)):
+            emit(event="heartbeat")
+            time.sleep(0.3)
+        emit(event="summary", processed=1, created=1, updated=0, failed=0)
+    elif mode == "flaky":
+        # every start appends its run id to a file; the first fails with EX_TEMPFAIL
+        path = sys.argv[2]
+        with open(path, "a") as f:
+            f.write(os.environ["CRM_DASHBOARD_SYNC_ID"] + "\n")
+        with open(path) as f:
+            starts = len(f.read().splitlines())
+        if starts == 1:
+            if len(sys.argv) > 3 and sys.argv[3] == "rate":
+                emit(event="rate_limited", retry_after=2, message="HTTP 429 Too Many Requests")
+            sys.exit(75)
+        emit(event="summary", processed=5, created=5, updated=0, failed=0)
+    elif mode == "steps":
+        # N progress events, one every 0.2 s
+        n = int(sys.argv[2])
+        for i in range(1, n + 1):
+            emit(event="progress", processed=i * 10, created=i * 10, updated=0, failed=0, total=n * 10)
+            time.sleep(0.2)
     elif mode == "crash":
         emit(event="progress", processed=1, created=0, updated=0, failed=0)
         os.kill(os.getpid(), signal.SIGKILL)

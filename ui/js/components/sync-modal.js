@@ -8,6 +8,7 @@ import { openModal } from './modal.js';
 import { badge, isActive } from './status.js';
 import { syncOptions } from '../capabilities.js';
 import { optionFields } from './option-fields.js';
+import { attemptText, waitText } from './attempts.js';
 
 // Open the modal to configure and start a sync of crm/model ('all' for every model);
 // with runId, open straight on that run's progress.
@@ -108,6 +109,8 @@ function norm(r) {
 		total: r.total ?? r.records_total ?? null,
 		rps: r.records_per_second ?? pm.records_per_second ?? null,
 		start: r.start_time, end: r.end_time, error: r.error_message ?? null,
+		attempt: r.attempt, max_attempts: r.max_attempts, wait_reason: r.wait_reason,
+		rate_limited_until: r.rate_limited_until, eta: r.eta_seconds,
 	};
 }
 
@@ -119,7 +122,11 @@ function merge(prev, next) {
 	const stale = isActive(next.status)
 		&& (!isActive(prev.status) || next.processed < prev.processed);
 	if (stale) return prev;
-	return { ...next, rps: next.rps ?? prev.rps };
+	// a stream event carries counters only: keep what the last full reading said
+	const keep = ['attempt', 'max_attempts', 'wait_reason', 'rate_limited_until', 'eta'];
+	const merged = { ...next, rps: next.rps ?? prev.rps };
+	for (const k of keep) if (merged[k] === undefined) merged[k] = prev[k];
+	return merged;
 }
 
 // The live progress of run id: counters, rate, ETA, log tail and Stop.
@@ -130,6 +137,8 @@ function showProgress(m, id, cleanups) {
 		return h('div', { class: 'stat' }, h('dt', {}, label), st[key]);
 	};
 	const statusSlot = h('span', { class: 'run-status', 'aria-live': 'polite' });
+	const attemptSlot = h('span', { class: 'muted small', dataset: { stat: 'attempt' } });
+	const waitSlot = h('p', { class: 'muted wait-reason', dataset: { stat: 'wait' }, 'aria-live': 'polite' });
 	const bar = h('progress', { class: 'progress', max: '100', 'aria-label': 'Progress' });
 	const counter = h('p', { class: 'progress-text', dataset: { stat: 'progress' } }, 'Waiting for the run to start…');
 	const errorSlot = h('div');
@@ -139,8 +148,8 @@ function showProgress(m, id, cleanups) {
 	const runLink = h('a', { href: `/history/${id}`, class: 'btn btn-ghost' }, 'Run details');
 
 	m.body.append(
-		h('div', { class: 'progress-head' }, statusSlot, h('span', { class: 'muted' }, `Run #${id}`)),
-		bar, counter,
+		h('div', { class: 'progress-head' }, statusSlot, attemptSlot, h('span', { class: 'muted' }, `Run #${id}`)),
+		bar, counter, waitSlot,
 		h('dl', { class: 'stats' }, stat('rate', 'Records/s'), stat('elapsed', 'Elapsed'), stat('eta', 'ETA'),
 			stat('created', 'Created'), stat('updated', 'Updated'), stat('failed', 'Failed')),
 		errorSlot, children,
@@ -168,8 +177,13 @@ function showProgress(m, id, cleanups) {
 			: `${fmt.int(run.processed)} records`;
 		st.rate.textContent = run.status === 'queued' ? '—' : fmt.rate(rps);
 		st.elapsed.textContent = run.start && run.status !== 'queued' ? fmt.duration(elapsed) : '—';
-		st.eta.textContent = isActive(run.status) && run.total && rps > 0
-			? fmt.duration((run.total - run.processed) / rps) : (isActive(run.status) ? '—' : 'done');
+		// the server's ETA counts a rate-limit wait and, for all models, the models still to run
+		st.eta.textContent = !isActive(run.status) ? 'done'
+			: run.eta !== null && run.eta !== undefined ? fmt.duration(run.eta)
+				: run.total && rps > 0 ? fmt.duration((run.total - run.processed) / rps) : '—';
+		attemptSlot.textContent = attemptText(run) || '';
+		waitSlot.textContent = waitText(run) || '';
+		waitSlot.hidden = !waitSlot.textContent;
 		st.created.textContent = fmt.int(run.created);
 		st.updated.textContent = fmt.int(run.updated);
 		st.failed.textContent = fmt.int(run.failed);

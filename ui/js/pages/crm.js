@@ -1,4 +1,6 @@
-// A CRM's models: last sync, status, records, duration; View / Sync / Stop; Sync all.
+// A CRM's models: last sync, status (with why a queued run waits, a pause,
+// "action required"), freshness, records, duration; View / Sync / Stop /
+// Pause / Resume; Sync all; pausing the whole CRM.
 
 import { get, rpc, canOperate } from '../api.js';
 import { h, replace, loading, empty, errorBox, throttle, pageTitle, keepFocus } from '../dom.js';
@@ -8,6 +10,9 @@ import { onSync } from '../live.js';
 import { ago } from '../components/ago.js';
 import { badge, isActive } from '../components/status.js';
 import { openSyncModal } from '../components/sync-modal.js';
+import { waitNote, actionBadge } from '../components/attempts.js';
+import { freshnessBadge, watermark } from '../components/freshness.js';
+import { pauseBanner, pauseButton, resumeButton, pauseText } from '../components/pause.js';
 
 // Render the models table of ctx.params.crm; rows follow live run changes.
 export function render(ctx) {
@@ -15,25 +20,30 @@ export function render(ctx) {
 	const operate = canOperate();
 	let source = null;
 	let models = null;
+	let activeRuns = new Map();
 	const live = new Map();
 	const title = pageTitle(crm);
 	const icon = h('span', { class: 'crm-icon', 'aria-hidden': 'true' });
 	const headBadge = h('span');
 	const subtitle = h('p', { class: 'muted subtitle' });
+	const pauseSlot = h('div', { 'aria-live': 'polite' });
+	const crmPauseBtn = operate ? h('span') : null;
 	const search = h('input', { type: 'search', id: 'model-search', placeholder: 'Search models…', value: ctx.query.get('q') || '', autocomplete: 'off' });
 	const body = h('div', {}, loading('Loading models…'));
 	const errorSlot = h('div', { 'aria-live': 'polite' });
 	const syncAll = operate ? h('button', { type: 'button', class: 'btn btn-primary' }, '▶ Sync all models') : null;
-	const actions = h('div', { class: 'page-actions' }, h('a', { class: 'btn btn-ghost', href: `/history?crm=${encodeURIComponent(crm)}` }, 'Sync history →'), syncAll);
+	const actions = h('div', { class: 'page-actions' }, h('a', { class: 'btn btn-ghost', href: `/history?crm=${encodeURIComponent(crm)}` }, 'Sync history →'), crmPauseBtn, syncAll);
 	const toolbar = h('div', { class: 'toolbar' }, h('label', { for: 'model-search', class: 'sr-only' }, 'Search models'), search);
 
 	// Fetch the CRM and its models.
 	async function load() {
 		try {
-			const [sources, rows] = await Promise.all([
+			const [sources, rows, runs] = await Promise.all([
 				get('crm_sources', { crm: `eq.${crm}` }, { signal: ctx.signal }),
 				get('crm_models', { crm: `eq.${crm}`, order: 'model.asc' }, { signal: ctx.signal }),
+				get('sync_runs', { select: 'id,model,status,wait_reason,attempt,max_attempts,rate_limited_until', crm: `eq.${crm}`, status: 'in.(queued,running)' }, { signal: ctx.signal }),
 			]);
+			activeRuns = new Map(runs.map((r) => [r.model, r]));
 			if (!sources.length) {
 				replace(body, empty(`There is no CRM called “${crm}”.`, 'Go back to the overview to pick one.'));
 				for (const el of [icon, toolbar, actions]) el.hidden = true;
@@ -55,8 +65,13 @@ export function render(ctx) {
 		title.textContent = source.display_name;
 		document.title = `${source.display_name} · CRM Dashboard`;
 		icon.textContent = source.icon;
-		replace(headBadge, badge(source.health));
-		replace(subtitle, `${fmt.int(source.model_count)} models · ≈ ${fmt.compact(source.estimated_records)} records · last sync `, ago(source.last_sync_at));
+		replace(headBadge, badge(source.health), ' ', freshnessBadge(source.freshness));
+		replace(subtitle, `${fmt.int(source.model_count)} models · ≈ ${fmt.compact(source.estimated_records)} records · last sync `, ago(source.last_sync_at),
+			source.action_required_models ? ` · ${source.action_required_models} need action` : '',
+			source.late_models || source.overdue_models ? ` · ${source.overdue_models} overdue, ${source.late_models} late` : '');
+		const crmPause = source.paused ? { ...source, pause_scope: 'crm' } : null;
+		replace(pauseSlot, crmPause ? pauseBanner(crmPause, operate ? resumeButton({ crm, onDone: load, errorSlot }) : null) : null);
+		if (crmPauseBtn) replace(crmPauseBtn, source.paused ? null : pauseButton({ crm, onDone: load, label: '⏸ Pause CRM' }));
 		const q = search.value.trim().toLowerCase();
 		setQuery({ q: search.value.trim() });
 		const shown = models.filter((m) => !q || m.model.toLowerCase().includes(q) || m.table_name.toLowerCase().includes(q));
@@ -69,7 +84,7 @@ export function render(ctx) {
 			return;
 		}
 		keepFocus(body, () => replace(body, h('div', { class: 'table-wrap' }, h('table', { class: 'table models-table stack-mobile' },
-			h('thead', {}, h('tr', {}, ['Model', 'Status', 'Last sync', 'Records', 'Duration', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+			h('thead', {}, h('tr', {}, ['Model', 'Status', 'Freshness', 'Last sync', 'Records', 'Duration', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
 			h('tbody', {}, shown.map(row))))));
 	}
 
@@ -100,9 +115,18 @@ export function render(ctx) {
 				onclick: () => (operate ? openSyncModal({ crm, model: m.model, crmName: source.display_name, runId }) : ctx.navigate(`/history/${runId}`)) }, 'Progress'));
 		}
 		if (operate && active && runId) actions.push(stopButton(m.model, runId));
+		if (operate && m.paused && m.pause_scope === 'model') actions.push(resumeButton({ crm, model: m.model, onDone: load, errorSlot }));
+		else if (operate && !m.paused) actions.push(pauseButton({ crm, model: m.model, onDone: load }));
+		const run = activeRuns.get(m.model);
 		return h('tr', { dataset: { model: m.model } },
 			h('td', { 'data-label': 'Model' }, h('a', { href, class: 'strong' }, m.model), h('div', { class: 'muted small mono' }, m.table_name), refusal),
-			h('td', { 'data-label': 'Status' }, badge(status), progress),
+			h('td', { 'data-label': 'Status' }, badge(status), progress,
+				active && run && (!ev || ev.id === run.id) ? waitNote({ ...run, status }) : null,
+				m.action_required ? h('div', { title: m.action_required_error || '' }, actionBadge()) : null,
+				m.paused ? h('div', { class: 'muted small pause-note' }, pauseText(m)) : null),
+			h('td', { 'data-label': 'Freshness' }, freshnessBadge(m.freshness),
+				m.expected_by ? h('div', { class: 'muted small' }, 'expected ', ago(m.expected_by)) : null,
+				h('div', { class: 'muted small' }, 'data ', watermark(m.data_watermark, m.watermark_note))),
 			h('td', { 'data-label': 'Last sync' }, ago(started)),
 			h('td', { 'data-label': 'Records', class: 'num', title: m.estimated_rows >= 0 ? `${fmt.int(m.estimated_rows)} (estimated)` : 'unknown' }, `≈ ${fmt.compact(m.estimated_rows)}`),
 			h('td', { 'data-label': 'Duration' }, active ? 'running…' : fmt.duration(m.last_duration_seconds)),
@@ -147,5 +171,5 @@ export function render(ctx) {
 		h('div', { class: 'page-head' },
 			h('div', { class: 'title-row' }, icon, h('div', {}, h('div', { class: 'title-line' }, title, headBadge), subtitle)),
 			actions),
-		toolbar, errorSlot, body);
+		pauseSlot, toolbar, errorSlot, body);
 }

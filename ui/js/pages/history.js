@@ -7,11 +7,12 @@ import * as fmt from '../format.js';
 import { onSync } from '../live.js';
 import { ago } from '../components/ago.js';
 import { badge, statusLabel, RUN_STATUSES } from '../components/status.js';
+import { attemptText, waitNote, actionBadge } from '../components/attempts.js';
 
 const PER_PAGE = 25;
 // Columns left out on medium screens (they stay in the run's details).
 const OPTIONAL = ['Created', 'Updated', 'Via'];
-const SELECT = 'id,crm,model,status,start_time,end_time,duration_seconds,records_processed,records_created,records_updated,records_failed,records_total,requested_by,requested_via,parent_id';
+const SELECT = 'id,crm,model,status,start_time,end_time,duration_seconds,records_processed,records_created,records_updated,records_failed,records_total,requested_by,requested_via,parent_id,attempt,max_attempts,first_attempt_id,error_class,wait_reason,rate_limited_until';
 
 // Render the history page; filters live in the URL so a view can be bookmarked.
 export function render(ctx) {
@@ -124,10 +125,14 @@ export function render(ctx) {
 		const dur = r.duration_seconds ?? fmt.secondsBetween(r.start_time, r.end_time);
 		return h('tr', { dataset: { run: r.id } },
 			h('td', { 'data-label': 'Run' }, h('a', { href: `/history/${r.id}`, class: 'strong' }, `#${r.id}`),
-				r.parent_id ? h('div', { class: 'muted small' }, `part of #${r.parent_id}`) : null),
+				r.parent_id ? h('div', { class: 'muted small' }, `part of #${r.parent_id}`) : null,
+				r.first_attempt_id ? h('div', { class: 'muted small' }, `retry of #${r.first_attempt_id}`) : null),
 			h('td', { 'data-label': 'CRM · model' }, h('span', {}, h('a', { href: `/crm/${encodeURIComponent(r.crm)}` }, r.crm), ' · ',
 				r.model === 'all' ? 'all models' : h('a', { href: `/crm/${encodeURIComponent(r.crm)}/${encodeURIComponent(r.model)}` }, r.model))),
-			h('td', { 'data-label': 'Status' }, badge(r.status)),
+			h('td', { 'data-label': 'Status' }, badge(r.status),
+				r.error_class === 'permanent' ? h('div', {}, actionBadge()) : null,
+				attemptText(r) ? h('div', { class: 'muted small' }, attemptText(r)) : null,
+				waitNote(r)),
 			h('td', { 'data-label': 'Started' }, ago(r.start_time)),
 			h('td', { 'data-label': 'Duration' }, fmt.duration(dur)),
 			h('td', { 'data-label': 'Processed', class: 'num' }, r.records_total ? `${fmt.int(r.records_processed)} / ${fmt.int(r.records_total)}` : fmt.int(r.records_processed)),

@@ -1,4 +1,6 @@
-// Model detail: summary with exact count on demand, recent errors with logs, and the data table.
+// Model detail: summary with exact count on demand, its pause and "action
+// required", freshness (on time / late / overdue, expected by, last success,
+// data watermark), the retry policy, recent errors with logs, and the data table.
 
 import { rpc, canOperate } from '../api.js';
 import { h, replace, loading, empty, errorBox, throttle, pageTitle, keepFocus } from '../dom.js';
@@ -9,6 +11,9 @@ import { badge, isActive } from '../components/status.js';
 import { openSyncModal } from '../components/sync-modal.js';
 import { openTextModal } from '../components/modal.js';
 import { dataTable } from '../components/data-table.js';
+import { attemptText, actionBadge } from '../components/attempts.js';
+import { freshnessFacts, every } from '../components/freshness.js';
+import { pauseBanner, pauseButton, resumeButton } from '../components/pause.js';
 
 // Render the detail page of ctx.params.crm / ctx.params.model.
 export function render(ctx) {
@@ -18,6 +23,8 @@ export function render(ctx) {
 	let exact = null;
 	const summary = h('section', { class: 'card', 'aria-labelledby': 'summary-title' }, loading('Loading summary…'));
 	const errorsCard = h('section', { class: 'card', 'aria-labelledby': 'errors-title' });
+	const freshnessCard = h('section', { class: 'card', 'aria-labelledby': 'freshness-title' });
+	const banners = h('div', { 'aria-live': 'polite' });
 	const actions = h('div', { class: 'page-actions' });
 	const notice = h('div', { 'aria-live': 'polite' });
 	const table = dataTable({ crm, model, query: ctx.query, signal: ctx.signal });
@@ -31,6 +38,7 @@ export function render(ctx) {
 			if (err.name === 'AbortError') return;
 			replace(summary, errorBox(err, 'Could not load this model'));
 			errorsCard.hidden = true;
+			freshnessCard.hidden = true;
 		}
 	}
 
@@ -64,10 +72,41 @@ export function render(ctx) {
 				h('div', {}, h('dt', {}, 'Updated'), h('dd', {}, r ? fmt.int(r.records_updated) : '—')),
 				h('div', {}, h('dt', {}, 'Failed'), h('dd', { class: r && r.records_failed > 0 ? 'text-danger' : '' }, r ? fmt.int(r.records_failed) : '—')),
 				h('div', {}, h('dt', {}, 'Last success'), h('dd', {}, ago(detail.last_success_at))),
-				h('div', {}, h('dt', {}, 'Table'), h('dd', { class: 'mono small' }, detail.table_name))),
+				h('div', {}, h('dt', {}, 'Table'), h('dd', { class: 'mono small' }, detail.table_name)),
+				r && attemptText(r) ? h('div', {}, h('dt', {}, 'Attempt'), h('dd', {}, attemptText(r))) : null),
 			r && r.error_message ? h('div', { class: 'alert alert-error' }, r.error_message) : null);
 		paintActions(r, active);
+		paintBanners();
+		paintFreshness();
 		paintErrors();
+	}
+
+	// The pause holding the model, and "action required" with the error that needs it.
+	function paintBanners() {
+		const st = detail.state || {};
+		replace(banners,
+			st.paused ? pauseBanner(st, operate && st.pause_scope === 'model' ? resumeButton({ crm, model, onDone: load, errorSlot: notice }) : null) : null,
+			st.action_required ? h('div', { class: 'alert alert-error action-required', role: 'alert' }, actionBadge(), ' ',
+				h('span', { class: 'action-error' }, st.action_required_error || 'The last run failed for good.'), ' ',
+				h('a', { href: `/history/${st.action_required_run_id}` }, `Run #${st.action_required_run_id}`),
+				h('div', { class: 'alert-extra' }, 'Retrying cannot fix it: fix the cause (a revoked key, a setting), then sync again.')) : null);
+	}
+
+	// Freshness on both sides: the schedule's promise and the data's own newest change.
+	function paintFreshness() {
+		const f = detail.freshness || {};
+		const policy = detail.policy || {};
+		const skips = detail.skips || [];
+		replace(freshnessCard,
+			h('div', { class: 'card-head' }, h('h2', { id: 'freshness-title' }, 'Freshness')),
+			h('dl', { class: 'kv freshness' }, freshnessFacts(f).map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, v))),
+				h('div', {}, h('dt', {}, 'Retries'), h('dd', { class: 'small policy' },
+					`${policy.max_attempts} attempts, backoff up to ${every(policy.backoff_cap_seconds)}, stalled after ${
+						policy.stall_timeout_seconds ? every(policy.stall_timeout_seconds) : 'never'} without output, paused after ${
+						policy.pause_after_failures ? `${policy.pause_after_failures} consecutive failures` : 'no number of failures'}.`))),
+			skips.length ? h('div', {}, h('h3', { class: 'section-title' }, 'Skipped while paused'),
+				h('ul', { class: 'child-runs skips' }, skips.map((k) => h('li', {}, ago(k.skipped_at), ' ',
+					h('span', { class: 'muted small' }, `${k.requested_via} · ${k.reason}`))))) : null);
 	}
 
 	// History, and Sync or Stop for operators.
@@ -93,6 +132,7 @@ export function render(ctx) {
 		} else if (operate) {
 			list.push(h('button', { type: 'button', class: 'btn btn-primary', onclick: () => openSyncModal({ crm, model }) }, '▶ Sync'));
 		}
+		if (operate && detail && !(detail.state || {}).paused) list.push(pauseButton({ crm, model, onDone: load }));
 		replace(actions, list);
 	}
 
@@ -128,7 +168,8 @@ export function render(ctx) {
 			h('a', { href: `/crm/${encodeURIComponent(crm)}` }, crm), h('span', { 'aria-hidden': 'true' }, ' / '),
 			h('span', { 'aria-current': 'page' }, model)),
 		h('div', { class: 'page-head' }, h('div', {}, pageTitle(model), h('p', { class: 'muted subtitle' }, `${crm} model`)), actions),
-		notice,
-		h('div', { class: 'detail-grid' }, summary, errorsCard),
+		notice, banners,
+		h('div', { class: 'detail-grid' }, summary, freshnessCard, errorsCard),
 		table.el);
 }
+

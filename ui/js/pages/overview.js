@@ -1,4 +1,5 @@
-// CRM overview: one card per CRM, running syncs at a glance, search and refresh.
+// CRM overview: one card per CRM (health, freshness, pauses, models needing
+// action), running syncs at a glance, search and refresh.
 
 import { get } from '../api.js';
 import { setQuery } from '../router.js';
@@ -7,6 +8,8 @@ import * as fmt from '../format.js';
 import { onSync } from '../live.js';
 import { ago } from '../components/ago.js';
 import { badge } from '../components/status.js';
+import { freshnessBadge } from '../components/freshness.js';
+import { pauseText } from '../components/pause.js';
 
 // Render the overview; it reloads itself whenever a run changes.
 export function render(ctx) {
@@ -71,9 +74,14 @@ export function render(ctx) {
 			h('dl', { class: 'crm-stats' },
 				h('div', {}, h('dt', {}, 'Models'), h('dd', {}, fmt.int(s.model_count))),
 				h('div', {}, h('dt', {}, 'Records'), h('dd', { title: fmt.int(s.estimated_records) }, `≈ ${fmt.compact(s.estimated_records)}`)),
-				h('div', {}, h('dt', {}, 'Last sync'), h('dd', {}, ago(s.last_sync_at)))),
+				h('div', {}, h('dt', {}, 'Last sync'), h('dd', {}, ago(s.last_sync_at))),
+				h('div', {}, h('dt', {}, 'Freshness'), h('dd', {}, freshnessBadge(s.freshness)))),
 			s.running_count > 0 ? h('p', { class: 'crm-running' }, h('span', { class: 'pulse-dot', 'aria-hidden': 'true' }),
-				`${s.running_count} ${s.running_count === 1 ? 'sync' : 'syncs'} running now`) : null);
+				`${s.running_count} ${s.running_count === 1 ? 'sync' : 'syncs'} running now`) : null,
+			s.paused ? h('p', { class: 'muted small pause-note' }, `⏸ ${pauseText({ ...s, pause_scope: 'crm' })}`)
+				: s.paused_models ? h('p', { class: 'muted small pause-note' }, `⏸ ${s.paused_models} ${s.paused_models === 1 ? 'model' : 'models'} paused`) : null,
+			s.action_required_models ? h('p', { class: 'text-danger small action-note' },
+				`🛠️ ${s.action_required_models} ${s.action_required_models === 1 ? 'model needs' : 'models need'} action`) : null);
 	}
 
 	search.addEventListener('input', () => sources && paint());

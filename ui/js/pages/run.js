@@ -1,4 +1,5 @@
-// One run: status, metrics, configuration (with the exact command), child runs and the log.
+// One run: status, attempts, why it waits, metrics and ETA, configuration (with
+// the exact command), child runs and the log.
 
 import { get, rpc, canOperate } from '../api.js';
 import { h, replace, loading, empty, errorBox, throttle, pageTitle, keepFocus } from '../dom.js';
@@ -6,6 +7,7 @@ import * as fmt from '../format.js';
 import { onSync } from '../live.js';
 import { badge, isActive } from '../components/status.js';
 import { renderValue } from '../components/value.js';
+import { attemptText, waitText, ERROR_CLASSES, actionBadge } from '../components/attempts.js';
 
 // Render run ctx.params.id; it follows the run live until it finishes.
 export function render(ctx) {
@@ -19,6 +21,7 @@ export function render(ctx) {
 	const errorSlot = h('div', { 'aria-live': 'polite' });
 	let run = null;
 	let children = [];
+	let attempts = [];
 
 	if (!Number.isInteger(id) || id <= 0) {
 		return h('div', { class: 'page' }, title, empty(`“${ctx.params.id}” is not a run number.`));
@@ -30,7 +33,7 @@ export function render(ctx) {
 			const [rows, log, kids] = await Promise.all([
 				get('sync_runs', { id: `eq.${id}` }, { signal: ctx.signal }),
 				rpc('sync_log', { id }, { signal: ctx.signal }).catch((err) => (err.name === 'AbortError' ? null : `Could not load the log: ${err.message}`)),
-				get('sync_runs', { select: 'id,model,status,records_processed,records_total,start_time,end_time', parent_id: `eq.${id}`, order: 'id.asc' }, { signal: ctx.signal }),
+				get('sync_runs', { select: 'id,model,status,records_processed,records_total,start_time,end_time,attempt,max_attempts,wait_reason', parent_id: `eq.${id}`, order: 'id.asc' }, { signal: ctx.signal }),
 			]);
 			if (!rows.length) {
 				replace(content, empty(`There is no run #${id}.`, 'It may have been deleted; see the sync history.'));
@@ -39,12 +42,24 @@ export function render(ctx) {
 			}
 			run = rows[0];
 			children = kids;
+			attempts = await attemptsOf(run);
 			logPre.textContent = log || '(no output recorded)';
 			keepFocus(root, paint);
 			if (!isActive(run.status)) clearInterval(poller);
 		} catch (err) {
 			if (err.name !== 'AbortError') replace(errorSlot, errorBox(err, 'Could not load the run'));
 		}
+	}
+
+	// Every attempt of the run's request, oldest first (one row when it is not retried).
+	async function attemptsOf(r) {
+		const first = r.first_attempt_id || r.id;
+		const select = 'id,attempt,max_attempts,status,error_class,start_time,not_before';
+		const [head, rest] = await Promise.all([
+			get('sync_runs', { select, id: `eq.${first}` }, { signal: ctx.signal }),
+			get('sync_runs', { select, first_attempt_id: `eq.${first}`, order: 'id.asc' }, { signal: ctx.signal }),
+		]);
+		return [...head, ...rest];
 	}
 
 	// Draw every section of the run.
@@ -78,14 +93,23 @@ export function render(ctx) {
 		// Repainting must not close what the reader opened or lose the log's scroll position.
 		const rawOpen = !!content.querySelector('details.raw[open]');
 		const logScroll = logPre.scrollTop;
+		const waiting = waitText(r);
 		replace(content,
+			r.error_class === 'permanent' ? h('div', { class: 'alert alert-error action-required', role: 'alert' }, actionBadge(), ' ',
+				'Retrying cannot fix this: fix the cause (a revoked key, a setting), then sync again.') : null,
 			r.error_message ? h('div', { class: 'alert alert-error', role: 'alert' }, h('strong', {}, 'Error: '), r.error_message) : null,
+			waiting ? h('div', { class: 'alert alert-info wait-reason', role: 'status', dataset: { wait: r.status } },
+				h('strong', {}, r.status === 'queued' ? 'Waiting: ' : 'Waiting '), r.status === 'queued' ? waiting : waiting.replace(/^waiting /, '')) : null,
 			h('div', { class: 'detail-grid' },
 				h('section', { class: 'card', 'aria-labelledby': 'run-title' },
 					h('div', { class: 'card-head' }, h('h2', { id: 'run-title' }, 'Run')),
 					h('dl', { class: 'kv' },
 						kv('Status', badge(r.status)),
+						attemptText(r) ? kv('Attempt', h('span', { dataset: { attempt: String(r.attempt) } }, attemptText(r))) : null,
+						r.first_attempt_id ? kv('Retry of', h('a', { href: `/history/${r.first_attempt_id}` }, `run #${r.first_attempt_id}`)) : null,
+						r.error_class ? kv('Why it failed', ERROR_CLASSES[r.error_class] || r.error_class) : null,
 						kv('Queued', fmt.dateTime(r.queued_at)),
+						r.status === 'queued' && r.not_before ? kv('Not before', fmt.dateTime(r.not_before)) : null,
 						kv('Started', r.status === 'queued' ? '—' : fmt.dateTime(r.start_time)),
 						kv('Ended', fmt.dateTime(r.end_time)),
 						kv('Duration', isActive(r.status) ? `${fmt.duration(dur)} so far` : fmt.duration(dur)),
@@ -101,7 +125,8 @@ export function render(ctx) {
 					h('dl', { class: 'stats' },
 						stat('Created', fmt.int(r.records_created)), stat('Updated', fmt.int(r.records_updated)),
 						stat('Failed', fmt.int(r.records_failed)),
-						stat('Records/s', fmt.rate(metrics.records_per_second ?? (dur ? r.records_processed / dur : null)))),
+						stat('Records/s', fmt.rate(metrics.records_per_second ?? (dur ? r.records_processed / dur : null))),
+						r.status === 'running' ? stat('ETA', r.eta_seconds !== null && r.eta_seconds !== undefined ? fmt.duration(r.eta_seconds) : '—') : null),
 					Object.keys(metrics).length ? h('dl', { class: 'kv kv-small' }, Object.entries(metrics).map(([k, v]) => kv(k.replace(/_/g, ' '), renderValue(v)))) : null)),
 			h('section', { class: 'card', 'aria-labelledby': 'config-title' },
 				h('div', { class: 'card-head' }, h('h2', { id: 'config-title' }, 'Configuration')),
@@ -111,11 +136,20 @@ export function render(ctx) {
 					? h('dl', { class: 'kv' }, Object.entries(cfg.options).map(([k, v]) => kv(k, renderValue(v))))
 					: h('p', { class: 'muted' }, 'No options: a default sync.'),
 				h('details', { class: 'raw', open: rawOpen }, h('summary', {}, 'Full configuration (JSON)'), h('pre', { class: 'json' }, JSON.stringify(cfg, null, 2)))),
+			attempts.length > 1 ? h('section', { class: 'card', 'aria-labelledby': 'attempts-title' },
+				h('div', { class: 'card-head' }, h('h2', { id: 'attempts-title' }, 'Attempts')),
+				h('ol', { class: 'child-runs attempts' }, attempts.map((a) => h('li', { dataset: { run: String(a.id) } }, badge(a.status), ' ',
+					a.id === r.id ? h('strong', {}, `#${a.id}`) : h('a', { href: `/history/${a.id}` }, `#${a.id}`), ' ',
+					h('span', { class: 'muted' }, attemptText(a) || `attempt ${a.attempt}`),
+					a.error_class ? h('span', { class: 'muted small' }, ` · ${a.error_class.replace('_', ' ')}`) : null,
+					a.status === 'queued' ? h('span', { class: 'muted small' }, ` · not before ${fmt.dateTime(a.not_before)}`) : null)))) : null,
 			children.length ? h('section', { class: 'card', 'aria-labelledby': 'children-title' },
 				h('div', { class: 'card-head' }, h('h2', { id: 'children-title' }, 'Model runs')),
 				h('ul', { class: 'child-runs' }, children.map((c) => h('li', {}, badge(c.status), ' ',
 					h('a', { href: `/history/${c.id}` }, `#${c.id} ${c.model}`), ' ',
-					h('span', { class: 'muted' }, c.records_total ? `${fmt.int(c.records_processed)} / ${fmt.int(c.records_total)}` : fmt.int(c.records_processed)))))) : null,
+					h('span', { class: 'muted' }, c.records_total ? `${fmt.int(c.records_processed)} / ${fmt.int(c.records_total)}` : fmt.int(c.records_processed)),
+					attemptText(c) ? h('span', { class: 'muted small' }, ` · ${attemptText(c)}`) : null,
+					c.status === 'queued' && c.wait_reason ? h('span', { class: 'muted small' }, ` · ${c.wait_reason}`) : null)))) : null,
 			h('section', { class: 'card', 'aria-labelledby': 'log-title' },
 				h('div', { class: 'card-head' }, h('h2', { id: 'log-title' }, 'Log'), isActive(r.status) ? h('span', { class: 'muted small' }, 'refreshing every 2 s') : null),
 				logPre));

@@ -1,0 +1,6 @@
+"""The ingestion app."""
+from django.apps import AppConfig
+
+
+class IngestConfig(AppConfig):
+    name = "ingest"
