@@ -444,7 +444,7 @@ GRANT SELECT ON crm_api.crm_sources, crm_api.crm_models,
     crm_api.sync_runs, crm_api.sync_errors TO crm_dashboard_viewer;
 GRANT EXECUTE ON FUNCTION crm_api.model_detail(text, text, boolean) TO crm_dashboard_viewer;
 
--- A run as JSON (everything but the log, which sync_log returns).
+-- A run as JSON (everything but the log, which sync_log returns: src/logs.sql).
 CREATE FUNCTION crm_dashboard.run_json(run_id bigint) RETURNS json
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -507,22 +507,5 @@ END
 $$;
 COMMENT ON FUNCTION crm_api.sync_status(bigint) IS 'The live state of a run as JSON (counters, status, configuration, metrics).';
 
-CREATE FUNCTION crm_api.sync_log(id bigint) RETURNS text
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    result text;
-BEGIN
-    SELECT h.log INTO result FROM crm_dashboard.sync_history h WHERE h.id = sync_log.id;
-    IF NOT FOUND THEN
-        PERFORM crm_dashboard.unknown_run(id);
-    END IF;
-    RETURN result;
-END
-$$;
-COMMENT ON FUNCTION crm_api.sync_log(bigint) IS
-    'The kept output of a run (the last crm_dashboard.log_limit bytes; refreshed while running: every 2 s, up to every 10 s when it is large).';
-
-REVOKE ALL ON FUNCTION crm_dashboard.run_json(bigint), crm_api.sync_status(bigint), crm_api.sync_log(bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION crm_api.sync_status(bigint), crm_api.sync_log(bigint) TO crm_dashboard_viewer;
+REVOKE ALL ON FUNCTION crm_dashboard.run_json(bigint), crm_api.sync_status(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm_api.sync_status(bigint) TO crm_dashboard_viewer;

@@ -708,18 +708,15 @@ launch_queued(TimestampTz now)
 
 /*
  * How long kept output may wait for the table: briefly for a run's first
- * output, then every heartbeat while it is small.  The whole kept log is
- * rewritten each time, so a large one is written less often (up to every
- * 10 s) to bound the write volume of a chatty command.
+ * output, then a heartbeat.  Only the new output is written
+ * (launcher_log.c), so a large log costs no more per write than a small one.
  */
 static long
 log_flush_interval(const Run *run)
 {
-	Size		blocks = run->log.len / (64 * 1024);
-
 	if (run->log_flushed_at == run->started_at)
 		return LAUNCHER_FLUSH_MS;
-	return Min(LAUNCHER_HEARTBEAT_MS * (long) Max(blocks, 1), 10 * 1000L);
+	return LAUNCHER_HEARTBEAT_MS;
 }
 
 /* Push coalesced counters (every LAUNCHER_FLUSH_MS at most) and heartbeats. */

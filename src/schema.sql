@@ -92,7 +92,6 @@ CREATE TABLE crm_dashboard.sync_history (
     exit_code           integer,
     exit_signal         integer,
     stop_requested      boolean NOT NULL DEFAULT false,
-    log                 text NOT NULL DEFAULT '',
     -- runs that take care of themselves (src/launcher.sql): each attempt is
     -- a row; a retry is a queued row with a not-before time
     attempt             integer NOT NULL DEFAULT 1,
