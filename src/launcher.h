@@ -51,6 +51,9 @@ extern int	crm_priority_aging;
 /* How often a run's counters reach the table at most, and the heartbeat. */
 #define LAUNCHER_FLUSH_MS 250
 #define LAUNCHER_HEARTBEAT_MS 2000
+/* How often retention looks at its policy, and the pause between batches while it is behind. */
+#define LAUNCHER_RETENTION_MS 10000
+#define LAUNCHER_RETENTION_BEHIND_MS 200
 /* How often the models' freshness is recorded (crm_dashboard.note_freshness). */
 #define LAUNCHER_FRESHNESS_MS 30000
 
