@@ -101,6 +101,11 @@ COMPARED_READS = [
     "SELECT crm_api.sync_log(58)",
     "SELECT * FROM crm_api.sync_log_lines(107, 2990, 20)",
     "SELECT run_id, line_number, snippet FROM crm_api.search_logs('error 5', max_rows => 50)",
+    # failures before the update get their fingerprints, the rollups count the history there was
+    "SELECT id, error_fingerprint FROM crm_dashboard.sync_history ORDER BY id",
+    "SELECT fingerprint, runs, failed_runs, partial_runs, models, crms, first_seen, last_seen FROM crm_api.failures",
+    "SELECT * FROM crm_dashboard.run_rollup ORDER BY crm, model, day",
+    "SELECT * FROM crm_dashboard.failure_rollup ORDER BY fingerprint, crm, model, day",
     "SELECT username, role FROM crm_api.users ORDER BY username",
 ]
 
