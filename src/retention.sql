@@ -233,7 +233,7 @@ COMMENT ON FUNCTION crm_dashboard.schedule_retention_job(boolean) IS
 
 -- Who applies retention here, in words for crm_api.retention.
 CREATE FUNCTION crm_dashboard.retention_applier() RETURNS text
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -254,9 +254,11 @@ COMMENT ON FUNCTION crm_dashboard.retention_applier() IS
 
 -- When the history of a model (or of everything) is kept from: its oldest
 -- run still there, once retention has removed anything; NULL while
--- nothing was removed (the whole history is there).
+-- nothing was removed (the whole history is there).  Views that viewers
+-- read call it, so it reads the private state with its owner's rights.
 CREATE FUNCTION crm_dashboard.history_kept_since() RETURNS timestamptz
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN s.runs_removed > 0 THEN s.runs_removed_before END
       FROM crm_dashboard.retention_state s
