@@ -56,6 +56,8 @@ extern char *crm_local_socket_directory(void);
 extern int	crm_local_port(void);
 
 /* util_spi.c */
+extern int	crm_spi_run(const char *sql, int nargs, Oid *types, Datum *values,
+						const char *nulls, bool read_only, long tcount);
 extern uint64 crm_spi_execute(const char *sql, int nargs, Oid *types, Datum *values,
 							  const char *nulls, bool read_only, long tcount, int expected);
 

@@ -4,20 +4,26 @@
  *
  * Each worker runs libmicrohttpd without any thread of its own: the
  * daemon's epoll descriptor sits in the worker's WaitEventSet beside its
- * latch, and MHD_run() does the network work on the main thread whenever
- * either fires.  So every request handler runs on the thread that may use
- * PostgreSQL, one request at a time per worker; http_workers workers bind
- * the same port (SO_REUSEPORT) so the kernel spreads connections over them.
+ * latch, the connection pool's epoll set and the set that watches clients
+ * waiting for their queries; MHD_run() does the network work on the main
+ * thread whenever one fires.  The loop itself never runs SQL: a request's
+ * data work goes to a pooled connection (http_pool.c, http_job.c), and the
+ * loop goes on serving static files, event streams and other requests.
+ * http_workers workers bind the same port (SO_REUSEPORT) so the kernel
+ * spreads connections over them.
  */
 #include "postgres.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
@@ -25,6 +31,8 @@
 #include "utils/memutils.h"
 
 #include "http.h"
+#include "http_engine.h"
+#include "http_pool.h"
 #include "http_query_parse.h"
 
 int			http_port = 0;
@@ -32,11 +40,10 @@ char	   *http_listen = NULL;
 int			http_workers = 2;
 char	   *http_anon_role = NULL;
 char	   *http_ui_directory = NULL;
-int			http_max_connections = 256;
+int			http_max_connections = 10000;
 int			http_max_body = 1024 * 1024;
 int			http_request_timeout = 30;
 char	   *http_allowed_origins = NULL;
-bool		http_csv_neutralize_formulas = true;
 
 /*
  * Define the listening settings (restart to change).  PGC_POSTMASTER
@@ -86,8 +93,9 @@ define_limit_settings(void)
 {
 	DefineCustomIntVariable("crm_dashboard.http_max_connections",
 							"Open connections accepted per HTTP worker.",
-							"Range 1..10000; further connections are refused.",
-							&http_max_connections, 256, 1, 10000, PGC_SIGHUP, 0, NULL, NULL, NULL);
+							"Range 1..100000; further connections are refused.  Each open event stream "
+							"holds one.",
+							&http_max_connections, 10000, 1, 100000, PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("crm_dashboard.http_max_body",
 							"Largest request body accepted (413 beyond).",
 							"Range 1 kB .. 64 MB.",
@@ -161,13 +169,6 @@ define_browser_settings(void)
 							   "neither the server's own nor listed get 403.",
 							   &http_allowed_origins, "", PGC_SIGHUP, 0,
 							   check_allowed_origins, NULL, NULL);
-	DefineCustomBoolVariable("crm_dashboard.csv_neutralize_formulas",
-							 "Prefix ' to CSV download cells that a spreadsheet would run as a formula.",
-							 "Applies to export_rows as CSV (the web UI's downloads): text cells "
-							 "beginning with =, +, -, @, tab or carriage return.  Numeric columns and "
-							 "other CSV answers are never changed.",
-							 &http_csv_neutralize_formulas, true, PGC_SIGHUP, 0,
-							 NULL, NULL, NULL);
 }
 
 /* Register the HTTP workers when preloaded with a port set. */
@@ -202,6 +203,8 @@ HttpInit(void)
 	define_auth_settings();
 	define_limit_settings();
 	define_browser_settings();
+	pool_define_settings();
+	engine_init();
 	if (process_shared_preload_libraries_in_progress && http_port > 0)
 		register_workers();
 }
@@ -274,7 +277,7 @@ http_start_daemon(void)
 						 MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL,
 						 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
 						 MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int) 1,
-						 MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 10000,
+						 MHD_OPTION_CONNECTION_LIMIT, (unsigned int) 100000,
 						 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) http_request_timeout,
 						 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) HTTP_MEMORY_LIMIT,
 						 MHD_OPTION_NOTIFY_COMPLETED, http_request_completed, NULL,
@@ -295,19 +298,18 @@ http_wait_timeout(struct MHD_Daemon *d)
 {
 	MHD_UNSIGNED_LONG_LONG mhd_ms;
 	long		timeout = 60 * 1000L;
-	long		sse_ms = http_sse_next_timeout_ms();
-	long		conn_ms = http_conn_next_timeout_ms();
+	long		others[3] = {http_sse_next_timeout_ms(), http_conn_next_timeout_ms(),
+	pool_next_timeout_ms()};
 
 	if (MHD_get_timeout(d, &mhd_ms) == MHD_YES && mhd_ms < (MHD_UNSIGNED_LONG_LONG) timeout)
 		timeout = (long) mhd_ms;
-	if (sse_ms >= 0 && sse_ms < timeout)
-		timeout = sse_ms;
-	if (conn_ms >= 0 && conn_ms < timeout)
-		timeout = conn_ms;
+	for (int i = 0; i < lengthof(others); i++)
+		if (others[i] >= 0 && others[i] < timeout)
+			timeout = others[i];
 	return timeout;
 }
 
-/* The worker's WaitEventSet: latch, postmaster death, the daemon's epoll fd. */
+/* The worker's WaitEventSet: latch, postmaster death, the daemon's, the pool's and the client watch's epoll sets. */
 static WaitEventSet *
 http_wait_set(struct MHD_Daemon *d)
 {
@@ -316,11 +318,53 @@ http_wait_set(struct MHD_Daemon *d)
 
 	if (info == NULL)
 		elog(ERROR, "libmicrohttpd gave no epoll descriptor");
-	set = CreateWaitEventSet(TopMemoryContext, 3);
+	set = CreateWaitEventSet(TopMemoryContext, 5);
 	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	AddWaitEventToSet(set, WL_SOCKET_READABLE, info->epoll_fd, NULL, NULL);
+	AddWaitEventToSet(set, WL_SOCKET_READABLE, pool_epoll_fd(), NULL, NULL);
+	AddWaitEventToSet(set, WL_SOCKET_READABLE, http_job_epoll_fd(), NULL, NULL);
 	return set;
+}
+
+/*
+ * The role this worker is connected as (the bootstrap superuser), which its
+ * pooled connections log in as.
+ */
+static char *
+worker_user_name(void)
+{
+	char	   *name;
+
+	StartTransactionCommand();
+	name = MemoryContextStrdup(TopMemoryContext, GetUserNameFromId(GetUserId(), false));
+	CommitTransactionCommand();
+	return name;
+}
+
+/*
+ * Let this worker hold crm_dashboard.http_max_connections sockets besides
+ * the files PostgreSQL itself may open (max_files_per_process): an event
+ * stream is an open socket for as long as a browser tab is, and the soft
+ * limit a server starts with is often 1024.  The hard limit is the most
+ * the system allows without privileges.
+ */
+static void
+raise_descriptor_limit(void)
+{
+	struct rlimit lim;
+	rlim_t		want = (rlim_t) http_max_connections + max_files_per_process + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= want)
+		return;
+	lim.rlim_cur = (lim.rlim_max != RLIM_INFINITY && lim.rlim_max < want) ? lim.rlim_max : want;
+	if (setrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur < want)
+		ereport(WARNING,
+				(errmsg("crm_dashboard http: the system allows %lu open files per process, "
+						"fewer than crm_dashboard.http_max_connections needs",
+						(unsigned long) lim.rlim_cur),
+				 errhint("Raise the server's limit on open files (LimitNOFILE in its systemd unit, "
+						 "or ulimit -n) to at least %lu.", (unsigned long) want)));
 }
 
 /* Entry point of an HTTP worker. */
@@ -336,9 +380,14 @@ HttpWorkerMain(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 
 	dbname = GetConfigOption("crm_dashboard.database_name", true, false);
-	BackgroundWorkerInitializeConnection(dbname && dbname[0] ? dbname : "postgres", NULL, 0);
+	dbname = dbname && dbname[0] ? dbname : "postgres";
+	BackgroundWorkerInitializeConnection(dbname, NULL, 0);
 	pgstat_report_appname("crm_dashboard http");
 
+	raise_descriptor_limit();
+	pool_start(dbname, worker_user_name());
+	http_job_init();
+	http_job_configure();
 	d = http_start_daemon();
 	set = http_wait_set(d);
 	http_sse_init();
@@ -357,7 +406,11 @@ HttpWorkerMain(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			raise_descriptor_limit();
+			http_job_configure();
 		}
+		pool_poll();
+		http_job_poll();
 		http_sse_poll();
 		http_conn_reap();
 		MHD_run(d);

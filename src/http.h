@@ -2,7 +2,19 @@
  * http.h
  *		The bundled HTTP server: libmicrohttpd driven from background
  *		workers' wait loops, serving the crm_api schema (a PostgREST subset),
- *		Server-Sent Events and the static UI.
+ *		Server-Sent Events and the static UI.  The workers never run SQL
+ *		themselves: requests' data work goes to a pool of connections
+ *		(http_pool.c) running crm_dashboard.http_serve (http_engine.h).
+ *
+ * Layers, top to bottom (a file includes only what is below it):
+ *	http.c				the worker: settings, the daemon, the wait loop
+ *	http_dispatch.c		libmicrohttpd's callbacks: limits, routing, suspend/resume
+ *	http_api.c			/api: origin, media types, authentication, routes
+ *	http_static.c, http_sse.c	the UI's files; event streams
+ *	http_job.c			a request's job in the pool, its reply, cancelling
+ *	http_auth.c			tokens: which role and user a request acts for
+ *	http_pool.c			libpq connections driven from the wait loop
+ *	http_request.c, http_reply.c, http_conn.c, http_error.c, http_query_parse.c
  */
 #ifndef CRM_DASHBOARD_HTTP_H
 #define CRM_DASHBOARD_HTTP_H
@@ -15,7 +27,8 @@
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
 #include "utils/elog.h"
-#include "utils/portal.h"
+
+#include "http_error.h"
 
 /* Settings (http.c). */
 extern int	http_port;
@@ -27,12 +40,11 @@ extern int	http_max_connections;
 extern int	http_max_body;
 extern int	http_request_timeout;
 extern char *http_allowed_origins;
-extern bool http_csv_neutralize_formulas;
 
 /* Fixed limits on hostile input. */
 #define HTTP_MAX_URL 8192		/* path plus query string, bytes: else 414 */
 #define HTTP_MAX_HEADERS 100	/* header lines: else 431 */
-#define HTTP_MEMORY_LIMIT (64 * 1024)	/* per connection, bounds header size */
+#define HTTP_MEMORY_LIMIT (16 * 1024)	/* per connection, bounds header size */
 
 /* The role that may only call login when no anonymous role is configured. */
 #define HTTP_LOGIN_ROLE "crm_dashboard_anon"
@@ -57,8 +69,13 @@ typedef struct HttpReply
 	List	   *headers;		/* alternating name, value (char *) */
 } HttpReply;
 
+typedef struct HttpRequest HttpRequest;
+
+/* What runs on a request's successful reply before it goes out (a cookie, a stream). */
+typedef void (*HttpAfterFn) (HttpRequest *req);
+
 /* One request, from its first header to its completion. */
-typedef struct HttpRequest
+struct HttpRequest
 {
 	MemoryContext ctx;			/* freed when the connection is done with it */
 	struct MHD_Connection *conn;
@@ -78,10 +95,17 @@ typedef struct HttpRequest
 	char	   *username;		/* a dashboard user's token, else NULL */
 	int64		generation;		/* its token generation, -1 when none */
 
+	/* its job in the pool, while one runs (the connection is suspended) */
+	struct PoolJob *job;
+	HttpAfterFn after;
+	int			watched_fd;		/* its socket, watched for the client hanging up, or -1 */
+	bool		ready;			/* the job's reply is ready to be queued */
+	bool		client_gone;	/* the client hung up while the job ran */
+
 	HttpReply	reply;
 	struct MHD_Response *stream;	/* a prepared callback response (SSE) */
 	void	   *sse;			/* SSE client state, if any */
-} HttpRequest;
+};
 
 /* http.c */
 extern void HttpInit(void);
@@ -120,55 +144,35 @@ typedef struct HttpValue
 } HttpValue;
 
 extern HttpValue *http_values(HttpRequest *req, enum MHD_ValueKind kind, int *n);
+extern const char *http_prefer_count(HttpRequest *req);
+extern char *http_client_address(HttpRequest *req);
 
 /* http_reply.c */
 extern void http_reply_header(HttpRequest *req, const char *name, const char *value);
 extern void http_reply_json(HttpRequest *req, int status, const char *json);
 extern void http_reply_error(HttpRequest *req, int status, const char *code,
 							 const char *message, const char *details, const char *hint);
-extern void http_reply_sql_error(HttpRequest *req, ErrorData *edata);
-extern int	http_sqlstate_status(const char *sqlstate, bool anonymous);
+extern void http_reply_pg_error(HttpRequest *req, const char *sqlstate, const char *message,
+								const char *detail, const char *hint);
+
 extern enum MHD_Result http_queue_reply(HttpRequest *req);
 extern void http_add_common_headers(struct MHD_Response *resp);
 
 /* http_auth.c */
 extern bool http_authenticate(HttpRequest *req, bool login_route);
-extern bool http_check_role(HttpRequest *req);
-extern bool http_check_token(HttpRequest *req);
-extern void http_set_request_settings(HttpRequest *req);
 
-/* http_txn.c */
-typedef void (*HttpTxnFn) (HttpRequest *req, void *arg);
-extern void http_in_transaction(HttpRequest *req, HttpTxnFn fn, void *arg);
+/* http_job.c */
+extern void http_job_init(void);
+extern void http_job_configure(void);
+extern int	http_job_epoll_fd(void);
+extern void http_job_start(HttpRequest *req, const char *route, const char *name,
+						   HttpMedia media, bool control, HttpAfterFn after);
+extern void http_job_poll(void);
+extern void http_job_forget(HttpRequest *req);
 
 /* http_api.c */
 extern void http_api_dispatch(HttpRequest *req, const char *path);
 extern bool http_parse_accept(HttpRequest *req, HttpMedia *media);
-
-/* http_read.c */
-extern void http_read_view(HttpRequest *req, const char *view, HttpMedia media);
-
-/* http_rpc.c */
-extern void http_call_rpc(HttpRequest *req, const char *fn, HttpMedia media);
-
-/* http_csv.c */
-typedef struct HttpCsv
-{
-	HttpRequest *req;
-	bool		neutralize;		/* a download: defuse spreadsheet formulas */
-	bool		header_done;
-	int			ncols;
-	bool	   *numeric;		/* per column: typcategory N, never defused */
-	StringInfoData buf;			/* bytes not yet written to the spool */
-	uint64		written;
-	uint64		rows;
-} HttpCsv;
-
-extern HttpCsv *http_csv_open(HttpRequest *req, bool neutralize);
-extern void http_csv_portal(HttpCsv *csv, Portal portal, int64 limit);
-extern uint64 http_csv_close(HttpCsv *csv);
-extern uint64 http_csv_spool(HttpRequest *req, const char *sql, int nargs, Datum *values,
-							 const char *nulls);
 
 /* http_static.c */
 extern void http_serve_static(HttpRequest *req);
@@ -177,7 +181,7 @@ extern const char *http_media_type(const char *path);
 extern char *http_file_etag(const struct stat *st);
 
 /* http_sse.c */
-extern void http_sse_start(HttpRequest *req);
+extern void http_sse_open(HttpRequest *req);
 extern void http_sse_init(void);
 extern void http_sse_poll(void);
 extern void http_sse_forget(HttpRequest *req);

@@ -13,9 +13,10 @@
  */
 #include "postgres.h"
 
+
 #include <cjson/cJSON.h>
 
-#include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "utils/formatting.h"
 
 #include "auth.h"
@@ -176,6 +177,21 @@ check_origin(HttpRequest *req)
 }
 
 /*
+ * Whether a JSON body is UTF-8 text without NUL bytes (which JSON text
+ * cannot hold, nor can the request document that carries it); 400 otherwise.
+ */
+static bool
+check_body_text(HttpRequest *req)
+{
+	if (pg_verify_mbstr(PG_UTF8, req->body.data, req->body.len, true))
+		return true;
+	http_reply_error(req, 400, "PGRST102", "Empty or invalid json",
+					 "The body is not valid UTF-8, or holds a NUL character.",
+					 "Send a UTF-8 JSON object without \\u0000 escapes.");
+	return false;
+}
+
+/*
  * Whether a function call's body is JSON: Content-Type application/json
  * (parameters such as charset allowed), or no type with an empty body.
  * Replies 415 otherwise, with PostgREST's code and message for a body type
@@ -202,7 +218,7 @@ check_body_type(HttpRequest *req)
 			while (*p == ' ' || *p == '\t')
 				p++;
 			if (*p == '\0' || *p == ';')
-				return true;
+				return check_body_text(req);
 		}
 	}
 	http_reply_error(req, 415, "PGRST102",
@@ -229,27 +245,14 @@ set_login_cookie(HttpRequest *req)
 	cJSON_Delete(doc);
 }
 
-/* Inside the request's transaction: revoke the signed-in user's tokens. */
-static void
-revoke_tokens(HttpRequest *req, void *arg)
-{
-	crm_spi_execute("SELECT crm_api.logout()", 0, NULL, NULL, NULL, false, 0, SPI_OK_SELECT);
-}
-
 /*
- * POST /api/rpc/logout: revoke the dashboard user's tokens (every session of
- * theirs ends at once) and clear the login cookie, and the one 1.0.0 set on
- * Path=/api, which browsers would otherwise keep sending until it expires.
- * Logging out with a token that is already invalid, or none, still clears
- * the cookies.
+ * The reply of a logout: 204, clearing the login cookie, and the one 1.0.0
+ * set on Path=/api, which browsers would otherwise keep sending until it
+ * expires.
  */
 static void
-logout(HttpRequest *req)
+clear_cookies(HttpRequest *req)
 {
-	if (http_authenticate(req, false) && req->username != NULL)
-		http_in_transaction(req, revoke_tokens, NULL);
-	if (req->reply.status >= 500)
-		return;
 	req->reply.headers = NIL;
 	resetStringInfo(&req->reply.body);
 	req->reply.content_type = NULL;
@@ -258,6 +261,20 @@ logout(HttpRequest *req)
 					  HTTP_COOKIE "=; HttpOnly; SameSite=Strict; Path=" COOKIE_PATH "; Max-Age=0");
 	http_reply_header(req, MHD_HTTP_HEADER_SET_COOKIE,
 					  HTTP_COOKIE "=; HttpOnly; SameSite=Strict; Path=/api; Max-Age=0");
+}
+
+/*
+ * POST /api/rpc/logout: revoke the dashboard user's tokens (crm_api.logout:
+ * every session of theirs ends at once) and clear the cookies.  Logging out
+ * with a token that is already invalid, or none, still clears them.
+ */
+static void
+logout(HttpRequest *req)
+{
+	if (http_authenticate(req, false) && req->username != NULL)
+		http_job_start(req, "rpc", "logout", HTTP_MEDIA_JSON, true, clear_cookies);
+	else
+		clear_cookies(req);
 }
 
 /* Refuse a schema other than crm_api (Accept-Profile or Content-Profile). */
@@ -301,9 +318,8 @@ route_rpc(HttpRequest *req, const char *fn)
 	}
 	if (!http_parse_accept(req, &media) || !http_authenticate(req, login))
 		return;
-	http_call_rpc(req, fn, media);
-	if (login && req->reply.status == 200)
-		set_login_cookie(req);
+	/* a login never waits behind other requests' queries: the reserved connection */
+	http_job_start(req, "rpc", fn, media, login, login ? set_login_cookie : NULL);
 }
 
 /* Route a request under /api/ (path is what follows "/api/"). */
@@ -335,7 +351,7 @@ http_api_dispatch(HttpRequest *req, const char *path)
 		}
 		req->cookie_auth = strcmp(req->method, "GET") == 0;
 		if (http_authenticate(req, false))
-			http_sse_start(req);
+			http_job_start(req, "events", NULL, HTTP_MEDIA_JSON, true, http_sse_open);
 		return;
 	}
 	if (path[0] == '\0' || strchr(path, '/') != NULL)
@@ -350,5 +366,5 @@ http_api_dispatch(HttpRequest *req, const char *path)
 		return;
 	}
 	if (http_parse_accept(req, &media) && http_authenticate(req, false))
-		http_read_view(req, path, media);
+		http_job_start(req, "read", path, media, false, NULL);
 }

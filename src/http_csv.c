@@ -18,12 +18,16 @@
  * text instead of running it.  Numeric columns are left alone (-5 is a
  * number, not a formula).
  *
- * Rows come from a portal in batches and go to an anonymous spool file (in
- * the data directory's temporary-file area) that libmicrohttpd then sends
- * with sendfile().  Memory stays bounded by one batch, and the request's
- * transaction ends before the first byte goes out: a slow client can
- * neither pin a snapshot (holding back vacuum) nor stall the other requests
- * this worker serves, which a cursor held open across the wait loop would.
+ * It runs in the pooled connection that serves the request (the request
+ * engine): rows come from a portal in batches and go to a spool file in the
+ * data directory's temporary-file area, which the HTTP worker then opens,
+ * unlinks and sends with sendfile().  Memory stays bounded by one batch,
+ * the rows never cross the client protocol, and the transaction ends before
+ * the first byte goes out: a slow client can neither pin a snapshot
+ * (holding back vacuum) nor hold a pooled connection.  A spool file of a
+ * transaction that fails is removed at once; its name starts with
+ * PostgreSQL's temporary-file prefix, so even a crash leaves none behind
+ * after the restart.
  */
 #include "postgres.h"
 
@@ -31,39 +35,77 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 
-#include "http.h"
+#include "http_engine.h"
+
+/* A CSV reply being written. */
+struct HttpCsv
+{
+	EngineReply *reply;
+	char	   *path;
+	int			fd;
+	bool		neutralize;		/* a download: defuse formulas */
+	bool		header_done;
+	int			ncols;
+	bool	   *numeric;		/* per column: never neutralised */
+	StringInfoData buf;			/* bytes not yet written to the spool */
+	uint64		written;
+	uint64		rows;
+};
+
+/* Spool files of the current transaction, removed if it aborts. */
+static List *pending_spools = NIL;
+static bool spool_callback_registered = false;
 
 #define CSV_BATCH_ROWS 1000
 #define CSV_FLUSH_BYTES (256 * 1024)
 
-/* Open an anonymous spool file under base/pgsql_tmp. */
+/* At the end of a transaction: an aborted one's spool files go; a committed one's are the worker's. */
+static void
+spool_xact_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_ABORT && event != XACT_EVENT_PREPARE)
+		return;
+	if (event != XACT_EVENT_COMMIT)
+		foreach(lc, pending_spools)
+			(void) unlink((char *) lfirst(lc));
+	list_free_deep(pending_spools);
+	pending_spools = NIL;
+}
+
+/* Create a spool file under base/pgsql_tmp; *path is its name (relative to the data directory). */
 static int
-open_spool(void)
+open_spool(char **path)
 {
 	const char *dir = "base/" PG_TEMP_FILES_DIR;
+	MemoryContext old;
 	int			fd;
 
-	(void) MakePGDirectory(dir);
-	fd = open(dir, O_TMPFILE | O_RDWR, 0600);
-	if (fd < 0)
+	if (!spool_callback_registered)
 	{
-		/* filesystems without O_TMPFILE: a named file, unlinked at once */
-		char	   *path = psprintf("%s/crm_dashboard_csv.XXXXXX", dir);
-
-		fd = mkstemp(path);
-		if (fd >= 0)
-			unlink(path);
+		RegisterXactCallback(spool_xact_callback, NULL);
+		spool_callback_registered = true;
 	}
+	(void) MakePGDirectory(dir);
+	*path = psprintf("%s/" HTTP_SPOOL_PREFIX "XXXXXX", dir);
+	fd = mkstemp(*path);
 	if (fd < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not create a CSV spool file in \"%s\": %m", dir)));
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	pending_spools = lappend(pending_spools, pstrdup(*path));
+	MemoryContextSwitchTo(old);
 	return fd;
 }
 
@@ -131,14 +173,14 @@ append_field(StringInfo buf, const char *v, bool single, bool defuse)
 
 /* Start a CSV reply into a spool file; neutralize for downloads. */
 HttpCsv *
-http_csv_open(HttpRequest *req, bool neutralize)
+http_csv_open(EngineReply *reply, bool neutralize)
 {
 	HttpCsv    *csv = palloc0(sizeof(HttpCsv));
 
-	csv->req = req;
+	csv->reply = reply;
 	csv->neutralize = neutralize;
 	initStringInfo(&csv->buf);
-	req->reply.fd = open_spool();
+	csv->fd = open_spool(&csv->path);
 	return csv;
 }
 
@@ -213,20 +255,21 @@ http_csv_portal(HttpCsv *csv, Portal portal, int64 limit)
 		append_rows(csv);
 		SPI_freetuptable(SPI_tuptable);
 		if (csv->buf.len >= CSV_FLUSH_BYTES)
-			flush_spool(csv->req->reply.fd, &csv->buf, &csv->written);
+			flush_spool(csv->fd, &csv->buf, &csv->written);
 	}
 }
 
-/* Finish the CSV: flush, rewind, and make the file the reply's body. */
+/* Finish the CSV: flush, close, and make the file the reply's body. */
 uint64
 http_csv_close(HttpCsv *csv)
 {
-	int			fd = csv->req->reply.fd;
-
-	flush_spool(fd, &csv->buf, &csv->written);
-	if (lseek(fd, 0, SEEK_SET) < 0)
-		ereport(ERROR, (errcode_for_file_access(), errmsg("could not rewind the CSV spool file: %m")));
-	csv->req->reply.fd_size = csv->written;
+	flush_spool(csv->fd, &csv->buf, &csv->written);
+	if (close(csv->fd) != 0)
+		ereport(ERROR, (errcode_for_file_access(), errmsg("could not close the CSV spool file: %m")));
+	csv->fd = -1;
+	csv->reply->file = csv->path;
+	csv->reply->file_size = csv->written;
+	csv->reply->content_type = "text/csv; charset=utf-8";
 	return csv->rows;
 }
 
@@ -235,10 +278,10 @@ http_csv_close(HttpCsv *csv)
  * as COPY writes them; returns the number of rows.  Call with SPI connected.
  */
 uint64
-http_csv_spool(HttpRequest *req, const char *sql, int nargs, Datum *values, const char *nulls)
+http_csv_query(EngineReply *reply, const char *sql, int nargs, Datum *values, const char *nulls)
 {
 	Oid		   *types = palloc(sizeof(Oid) * (nargs + 1));
-	HttpCsv    *csv = http_csv_open(req, false);
+	HttpCsv    *csv = http_csv_open(reply, false);
 	Portal		portal;
 	int			i;
 
@@ -248,4 +291,18 @@ http_csv_spool(HttpRequest *req, const char *sql, int nargs, Datum *values, cons
 	http_csv_portal(csv, portal, -1);
 	SPI_cursor_close(portal);
 	return http_csv_close(csv);
+}
+
+/* Drop a spooled body that an error replaces. */
+void
+http_csv_discard(EngineReply *reply)
+{
+	if (reply->file == NULL)
+		return;
+	if (unlink(reply->file) != 0 && errno != ENOENT)
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not remove the CSV spool file \"%s\": %m", reply->file)));
+	reply->file = NULL;
+	reply->file_size = 0;
 }

@@ -11,7 +11,6 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "mb/pg_wchar.h"
 #include "utils/memutils.h"
 
@@ -109,8 +108,6 @@ http_dispatch_guarded(HttpRequest *req)
 		MemoryContextSwitchTo(req->ctx);
 		EmitErrorReport();
 		FlushErrorState();
-		if (IsTransactionState() || IsAbortedTransactionBlockState())
-			AbortCurrentTransaction();
 		if (req->stream)
 		{
 			MHD_destroy_response(req->stream);
@@ -226,8 +223,14 @@ access_step(struct MHD_Connection *conn, const char *url, const char *method,
 	}
 	if (req->handled)
 		return MHD_YES;
+	if (req->client_gone)
+		return MHD_NO;			/* the client hung up while its job ran: close */
+	if (req->ready)
+		return http_queue_reply(req);	/* resumed: the job's reply is in */
 	http_conn_request_received(conn);
 	http_dispatch_guarded(req);
+	if (req->job != NULL)
+		return MHD_YES;			/* suspended until its job is done */
 	return http_queue_reply(req);
 }
 
@@ -270,6 +273,7 @@ http_request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	http_conn_request_done(conn);
 	if (req == NULL)
 		return;
+	http_job_forget(req);
 	http_sse_forget(req);
 	http_request_free(req);
 	*con_cls = NULL;

@@ -3,9 +3,9 @@
  *		The HTTP worker's pool of libpq connections to its own server.
  *
  * The worker's event loop never runs SQL: a request's statements go to a
- * pooled connection, in pipeline mode (BEGIN, the request's settings, the
- * query and COMMIT in one round trip), and the loop goes on serving other
- * requests, static files and event streams while the server works.  Every
+ * pooled connection, in pipeline mode (one round trip, one implicit
+ * transaction), and the loop goes on serving other requests, static files
+ * and event streams while the server works.  Every
  * connection's socket is in one epoll set of the pool's, which sits in the
  * worker's WaitEventSet beside libmicrohttpd's.
  *
@@ -90,6 +90,7 @@ typedef struct PoolConn
 	PreparedStatement prepared[POOL_MAX_PREPARED];
 	TimestampTz deadline;		/* cancel the batch after this; 0 when none */
 	TimestampTz retry_at;		/* no new attempt before this (CONN_CLOSED) */
+	int			options_version;	/* of the session options it was opened with */
 } PoolConn;
 
 /* A job waiting for a connection. */
@@ -100,6 +101,8 @@ typedef struct QueuedJob
 } QueuedJob;
 
 static MemoryContext pool_cxt = NULL;
+static char *session_options = NULL;	/* libpq "options" of new connections */
+static int	options_version = 0;
 static int	epoll_fd = -1;
 static PoolConn *conns = NULL;	/* pool_size + 1; conns[0] is the control connection */
 static int	nconns = 0;
@@ -111,6 +114,7 @@ static TimestampTz connect_error_logged_at = 0;
 
 static void start_next_job(PoolConn *c);
 static void batch_finished(PoolConn *c);
+static void close_conn(PoolConn *c);
 
 /* Define the pool's settings (called from HttpInit). */
 void
@@ -178,6 +182,26 @@ pool_epoll_fd(void)
 	return epoll_fd;
 }
 
+void
+pool_set_session_options(const char *options)
+{
+	if (session_options != NULL && strcmp(session_options, options) == 0)
+		return;
+	if (session_options != NULL)
+		pfree(session_options);
+	session_options = MemoryContextStrdup(pool_cxt, options);
+	options_version++;
+	/* idle connections go now, busy ones when their job is done */
+	for (int i = 0; i < nconns; i++)
+	{
+		if (conns[i].state == CONN_IDLE || conns[i].state == CONN_CONNECTING)
+		{
+			close_conn(&conns[i]);
+			conns[i].retry_at = 0;
+		}
+	}
+}
+
 /* Log why connections fail, at most once a minute. */
 static void
 log_connect_failure(PoolConn *c)
@@ -214,8 +238,8 @@ static void
 open_conn(PoolConn *c)
 {
 	const char *keys[] = {"host", "port", "dbname", "user", "application_name",
-		"client_encoding", NULL};
-	const char *values[7];
+		"client_encoding", "options", NULL};
+	const char *values[8];
 	char		port[16];
 
 	snprintf(port, sizeof(port), "%d", crm_local_port());
@@ -225,7 +249,8 @@ open_conn(PoolConn *c)
 	values[3] = conn_user;
 	values[4] = c->control ? "crm_dashboard http control" : "crm_dashboard http pool";
 	values[5] = "UTF8";
-	values[6] = NULL;
+	values[6] = session_options ? session_options : "";
+	values[7] = NULL;
 	c->pg = PQconnectStartParams(keys, values, false);
 	if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD)
 	{
@@ -234,6 +259,7 @@ open_conn(PoolConn *c)
 		return;
 	}
 	c->state = CONN_CONNECTING;
+	c->options_version = options_version;
 	watch(c, PQsocket(c->pg), EPOLLOUT);
 }
 
@@ -450,8 +476,19 @@ read_results(PoolConn *c)
 {
 	if (PQconsumeInput(c->pg) != 1)
 		return false;
-	while (!c->synced && !PQisBusy(c->pg))
-		take_result(c, PQgetResult(c->pg));
+	while (!c->synced && PQstatus(c->pg) == CONNECTION_OK && !PQisBusy(c->pg))
+	{
+		PGresult   *res = PQgetResult(c->pg);
+
+		/*
+		 * Past the batch's last item only the sync may come; libpq answers
+		 * NULL until it does (or for ever, after the server's FATAL message
+		 * on a connection it is closing), so wait for more input instead.
+		 */
+		if (res == NULL && c->item >= c->nitems)
+			break;
+		take_result(c, res);
+	}
 	return PQstatus(c->pg) == CONNECTION_OK;
 }
 
@@ -479,6 +516,12 @@ release_conn(PoolConn *c)
 		}
 		c->deadline = batch_deadline(POOL_BATCH_GRACE_MS);
 		flush_conn(c);
+		return;
+	}
+	if (c->options_version != options_version)
+	{
+		close_conn(c);			/* opened with other session options: a new one will be */
+		c->retry_at = 0;
 		return;
 	}
 	c->state = CONN_IDLE;
@@ -801,6 +844,12 @@ pool_job_abandon(PoolJob *job)
 		free_job(job);
 		return;
 	}
+	/*
+	 * The job outlives its request now (whose memory goes as soon as
+	 * libmicrohttpd closes the connection): the pool frees it once the
+	 * cancelled batch is over.
+	 */
+	MemoryContextSetParent(job->cxt, pool_cxt);
 	job->abandoned = true;
 	if (c->state == CONN_BUSY)
 	{

@@ -79,6 +79,13 @@ extern void pool_define_settings(void);
 /* Start the pool of this worker: connection parameters of the local server. */
 extern void pool_start(const char *database, const char *user);
 
+/*
+ * Session options of the pool's connections (libpq's "options", such as
+ * "-c statement_timeout=5000"): connections opened with others are closed,
+ * the idle ones at once, the busy ones when their job is done.
+ */
+extern void pool_set_session_options(const char *options);
+
 /* The pool's descriptor for the worker's WaitEventSet (readable: call pool_poll). */
 extern int	pool_epoll_fd(void);
 

@@ -6,11 +6,25 @@
  */
 #include "postgres.h"
 
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "utils/memutils.h"
 
 #include "http.h"
+
+/*
+ * An empty StringInfo with a small first buffer: most requests have no body
+ * and many replies are short, while an event stream keeps its request for
+ * as long as the browser tab is open.  It grows as any StringInfo does.
+ */
+static void
+init_small(StringInfo str)
+{
+	str->maxlen = 64;
+	str->data = palloc(str->maxlen);
+	resetStringInfo(str);
+}
 
 /* Start the state of a new request. */
 HttpRequest *
@@ -28,8 +42,9 @@ http_request_new(struct MHD_Connection *conn, const char *url, const char *metho
 	req->is_head = strcmp(method, "HEAD") == 0;
 	req->read_only = req->is_head || strcmp(method, "GET") == 0;
 	req->reply.fd = -1;
-	initStringInfo(&req->reply.body);
-	initStringInfo(&req->body);
+	req->watched_fd = -1;
+	init_small(&req->reply.body);
+	init_small(&req->body);
 	MemoryContextSwitchTo(old);
 	return req;
 }
@@ -83,6 +98,41 @@ http_values(HttpRequest *req, enum MHD_ValueKind kind, int *n)
 	MHD_get_connection_values(req->conn, kind, collect_value, &v);
 	*n = v.n;
 	return v.items;
+}
+
+/* The count the client asks for (Prefer: count=exact|planned|estimated), or NULL. */
+const char *
+http_prefer_count(HttpRequest *req)
+{
+	const char *prefer = http_header(req, "Prefer");
+
+	if (prefer == NULL)
+		return NULL;
+	if (strstr(prefer, "count=exact"))
+		return "exact";
+	if (strstr(prefer, "count=planned"))
+		return "planned";
+	if (strstr(prefer, "count=estimated"))
+		return "estimated";
+	return NULL;
+}
+
+/* The client's address as text, or "[unknown]". */
+char *
+http_client_address(HttpRequest *req)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char		buf[INET6_ADDRSTRLEN];
+	const struct sockaddr *sa = info ? info->client_addr : NULL;
+
+	if (sa != NULL && sa->sa_family == AF_INET &&
+		inet_ntop(AF_INET, &((const struct sockaddr_in *) sa)->sin_addr, buf, sizeof(buf)))
+		return pstrdup(buf);
+	if (sa != NULL && sa->sa_family == AF_INET6 &&
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *) sa)->sin6_addr, buf, sizeof(buf)))
+		return pstrdup(buf);
+	return pstrdup("[unknown]");
 }
 
 /* Release everything a finished request held: its spool file, its stream, its memory. */

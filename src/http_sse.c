@@ -19,24 +19,25 @@
 
 #include <cjson/cJSON.h>
 
-#include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "lib/ilist.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "announce.h"
 #include "auth_jwt.h"
 #include "crm_dashboard.h"
 #include "http.h"
+#include "http_pool.h"
 
 #define SSE_HEARTBEAT_MS (15 * 1000)
 #define SSE_MAX_PENDING (256 * 1024)	/* bytes a client may fall behind */
-#define SSE_BLOCK_SIZE (16 * 1024)
+#define SSE_BLOCK_SIZE (2 * 1024)	/* libmicrohttpd's buffer per stream */
+#define SSE_IDLE_BUFFER 256		/* our buffer per stream when it has nothing to send */
 #define SSE_SOCKET_BUFFER (64 * 1024)	/* kernel send buffer of a stream */
 #define SSE_REPLAY_MAX 4096		/* at least the announcement ring's size */
 #define SSE_TOKEN_CHECK_MS (3 * 1000)	/* how often streams' tokens are re-checked */
@@ -61,6 +62,9 @@ static dlist_head clients = DLIST_STATIC_INIT(clients);
 static uint64 ring_seq = 0;		/* newest event this worker has fanned out */
 static TimestampTz next_heartbeat = 0;
 static TimestampTz next_token_check = 0;
+static bool token_check_running = false;
+
+static void resume_streams(void);
 
 /* Subscribe this worker to the announcement ring (once, at start). */
 void
@@ -126,6 +130,27 @@ replay(SseClient *c, uint64 last)
 }
 
 /*
+ * Empty the client's buffer, and give back what a burst (a replay after a
+ * reconnect) made it grow to.  Called from libmicrohttpd: never throws.
+ */
+static void
+shrink_buffer(SseClient *c)
+{
+	if (c->buf.maxlen > SSE_IDLE_BUFFER)
+	{
+		char	   *small = MemoryContextAllocExtended(TopMemoryContext, SSE_IDLE_BUFFER, MCXT_ALLOC_NO_OOM);
+
+		if (small != NULL)
+		{
+			pfree(c->buf.data);
+			c->buf.data = small;
+			c->buf.maxlen = SSE_IDLE_BUFFER;
+		}
+	}
+	resetStringInfo(&c->buf);
+}
+
+/*
  * libmicrohttpd asks for more of the stream: hand out buffered bytes, or
  * suspend the connection until http_sse_poll() has something.
  */
@@ -139,7 +164,7 @@ sse_reader(void *cls, uint64_t pos, char *out, size_t max)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
 	if (avail == 0)
 	{
-		resetStringInfo(&c->buf);
+		shrink_buffer(c);
 		c->sent = 0;
 		c->suspended = true;
 		MHD_suspend_connection(c->conn);
@@ -150,21 +175,6 @@ sse_reader(void *cls, uint64_t pos, char *out, size_t max)
 	memcpy(out, c->buf.data + c->sent, avail);
 	c->sent += avail;
 	return avail;
-}
-
-/* Inside the transaction: the role must be a viewer or more. */
-static void
-check_viewer(HttpRequest *req, void *arg)
-{
-	bool	   *ok = arg;
-	bool		isnull;
-
-	crm_spi_execute("SELECT pg_catalog.pg_has_role('crm_dashboard_viewer', 'MEMBER')", 0, NULL, NULL, NULL, true, 1, SPI_OK_SELECT);
-	*ok = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (!*ok)
-		http_reply_error(req, req->anonymous ? 401 : 403, "42501",
-						 "permission denied for the event stream", NULL,
-						 "Log in as a dashboard viewer, operator or admin.");
 }
 
 /* The first event a new client gets: after Last-Event-ID, else only new ones. */
@@ -226,17 +236,16 @@ stream_expiry(HttpRequest *req)
 	return expires;
 }
 
-/* GET /api/events: start an event stream for an authenticated viewer. */
+/*
+ * GET /api/events, once the request engine said the token may watch (the
+ * "after" step of the request's job): turn the reply into an event stream.
+ */
 void
-http_sse_start(HttpRequest *req)
+http_sse_open(HttpRequest *req)
 {
-	bool		ok = false;
 	SseClient  *c;
 	uint64		last;
 
-	http_in_transaction(req, check_viewer, &ok);
-	if (!ok)
-		return;
 	if (!announce_available())
 	{
 		http_reply_error(req, 503, "PGRST000", "events are not available",
@@ -253,13 +262,10 @@ http_sse_start(HttpRequest *req)
 		c->role = MemoryContextStrdup(TopMemoryContext, req->role);
 		c->generation = req->generation;
 	}
-	c->buf.data = NULL;
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		initStringInfo(&c->buf);
-		MemoryContextSwitchTo(old);
-	}
+	/* small at first: most of the time a stream has nothing waiting */
+	c->buf.maxlen = SSE_IDLE_BUFFER;
+	c->buf.data = MemoryContextAlloc(TopMemoryContext, c->buf.maxlen);
+	resetStringInfo(&c->buf);
 	last = announce_last_seq();
 	c->next_seq = first_seq(req, last);
 	appendStringInfoString(&c->buf, "retry: 3000\n\n");
@@ -371,111 +377,132 @@ any_user_stream(void)
 	return false;
 }
 
-/* The streams of dashboard users, with their token claims as parallel arrays. */
-static int
-user_streams(SseClient ***streams, Datum *names, Datum *roles, Datum *gens)
+/*
+ * The distinct tokens behind the streams of dashboard users, as a JSON
+ * array of {u, r, g}: user, role, generation.  Thousands of streams are
+ * usually a few users' tabs, so the check asks about each token once.
+ */
+static char *
+user_tokens_json(void)
+{
+	HASHCTL		ctl = {0};
+	HTAB	   *seen;
+	StringInfoData buf;
+	dlist_iter	it;
+
+	ctl.keysize = 3 * NAMEDATALEN + 32;
+	ctl.entrysize = ctl.keysize;
+	ctl.hcxt = CurrentMemoryContext;
+	seen = hash_create("crm_dashboard event stream tokens", 64, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '[');
+	dlist_foreach(it, &clients)
+	{
+		SseClient  *c = dlist_container(SseClient, node, it.cur);
+		char		key[3 * NAMEDATALEN + 32];
+		bool		found;
+
+		if (c->username == NULL || c->dropped)
+			continue;
+		snprintf(key, sizeof(key), "%s\x1f%s\x1f" INT64_FORMAT, c->username, c->role, c->generation);
+		(void) hash_search(seen, key, HASH_ENTER, &found);
+		if (found)
+			continue;
+		appendStringInfoString(&buf, buf.len > 1 ? ",{\"u\":" : "{\"u\":");
+		escape_json(&buf, c->username);
+		appendStringInfoString(&buf, ",\"r\":");
+		escape_json(&buf, c->role);
+		appendStringInfo(&buf, ",\"g\":" INT64_FORMAT "}", c->generation);
+	}
+	appendStringInfoChar(&buf, ']');
+	hash_destroy(seen);
+	return buf.data;
+}
+
+/* Drop the streams opened with a token the check found revoked. */
+static void
+drop_streams_of(const char *username, const char *role, int64 generation)
 {
 	dlist_iter	it;
-	int			n = 0;
-	int			cap = 16;
-	Datum	   *u = palloc(sizeof(Datum) * cap);
-	Datum	   *r = palloc(sizeof(Datum) * cap);
-	Datum	   *g = palloc(sizeof(Datum) * cap);
 
-	*streams = palloc(sizeof(SseClient *) * cap);
 	dlist_foreach(it, &clients)
 	{
 		SseClient  *c = dlist_container(SseClient, node, it.cur);
 
-		if (c->username == NULL || c->dropped)
-			continue;
-		if (n == cap)
-		{
-			cap *= 2;
-			*streams = repalloc(*streams, sizeof(SseClient *) * cap);
-			u = repalloc(u, sizeof(Datum) * cap);
-			r = repalloc(r, sizeof(Datum) * cap);
-			g = repalloc(g, sizeof(Datum) * cap);
-		}
-		(*streams)[n] = c;
-		u[n] = CStringGetTextDatum(c->username);
-		r[n] = CStringGetTextDatum(c->role);
-		g[n] = Int64GetDatum(c->generation);
-		n++;
+		if (c->username != NULL && c->generation == generation &&
+			strcmp(c->username, username) == 0 && strcmp(c->role, role) == 0)
+			c->dropped = true;
 	}
-	*names = PointerGetDatum(construct_array(u, n, TEXTOID, -1, false, TYPALIGN_INT));
-	*roles = PointerGetDatum(construct_array(r, n, TEXTOID, -1, false, TYPALIGN_INT));
-	*gens = PointerGetDatum(construct_array(g, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	return n;
 }
 
-/* In a transaction: drop the streams whose token has been revoked. */
+/* The token check is in: drop the streams of the tokens it names (revoked); keep the rest. */
 static void
-drop_revoked_streams(void)
+token_check_done(PoolJob *job)
 {
-	SseClient **streams;
-	Oid			types[3] = {TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
-	Datum		values[3];
-	int			n = user_streams(&streams, &values[0], &values[1], &values[2]);
+	PGresult   *res = job->results[0];
 
-	if (n == 0)
-		return;
-	crm_spi_execute("SELECT c.i::int4 FROM unnest($1::text[], $2::text[], $3::int8[]) "
-							  "  WITH ORDINALITY AS c(username, role, gen, i) "
-							  " WHERE NOT crm_dashboard.token_is_current(c.username, c.role, c.gen)",
-							  3, types, values, NULL, true, 0, SPI_OK_SELECT);
-	for (uint64 i = 0; i < SPI_processed; i++)
+	token_check_running = false;
+	if (job->failure == POOL_OK && res != NULL)
 	{
-		bool		isnull;
-		int32		k = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-
-		if (k >= 1 && k <= n)
-			streams[k - 1]->dropped = true;
+		for (int row = 0; row < PQntuples(res); row++)
+			drop_streams_of(PQgetvalue(res, row, 0), PQgetvalue(res, row, 1),
+							strtoll(PQgetvalue(res, row, 2), NULL, 10));
 	}
+	else if (job->failure != POOL_OK)
+		elog(LOG, "crm_dashboard http: the token check of event streams failed: %s",
+			 job->message ? job->message : "no connection");
+	pool_job_done(job);
+	resume_streams();
 }
 
 /*
- * Every SSE_TOKEN_CHECK_MS: end the streams of revoked tokens.  A failure
- * (the extension being dropped, say) is logged and tried again next time.
+ * Every SSE_TOKEN_CHECK_MS: ask, on the reserved connection, which streams'
+ * tokens were revoked.  Asynchronous like every query of the worker: the
+ * streams go on while it runs.
  */
 static void
 check_stream_tokens(void)
 {
-	MemoryContext cxt = CurrentMemoryContext;
 	TimestampTz now = GetCurrentTimestamp();
+	const char *values[1];
+	PoolJob    *job;
 
-	if (now < next_token_check || !any_user_stream())
+	if (now < next_token_check || token_check_running || !any_user_stream())
 		return;
 	next_token_check = now + SSE_TOKEN_CHECK_MS * INT64CONST(1000);
-	PG_TRY();
+	job = pool_job_new(TopMemoryContext, token_check_done, NULL, true);
+	values[0] = user_tokens_json();
+	job->timeout_ms = SSE_TOKEN_CHECK_MS;
+	pool_job_add(job, "SELECT e ->> 'u', e ->> 'r', e ->> 'g' FROM pg_catalog.json_array_elements($1::json) e "
+				 " WHERE NOT crm_dashboard.token_is_current(e ->> 'u', e ->> 'r', (e ->> 'g')::int8)",
+				 1, values, true);
+	pfree((char *) values[0]);	/* the job has its copy */
+	token_check_running = true;
+	pool_job_submit(job);
+}
+
+/* Resume the streams that have something to send, or must end. */
+static void
+resume_streams(void)
+{
+	dlist_iter	it;
+
+	dlist_foreach(it, &clients)
 	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "crm_dashboard: SPI_connect failed");
-		PushActiveSnapshot(GetTransactionSnapshot());
-		drop_revoked_streams();
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
+		SseClient  *c = dlist_container(SseClient, node, it.cur);
+
+		if (c->suspended && (c->buf.len > c->sent || c->dropped))
+		{
+			c->suspended = false;
+			MHD_resume_connection(c->conn);
+		}
 	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
 }
 
 /* Called from the wait loop: new events and heartbeats, then resume. */
 void
 http_sse_poll(void)
 {
-	dlist_iter	it;
-
 	if (!announce_available())
 		return;
 	if (dlist_is_empty(&clients))
@@ -487,16 +514,7 @@ http_sse_poll(void)
 	heartbeat();
 	expire_clients();
 	check_stream_tokens();
-	dlist_foreach(it, &clients)
-	{
-		SseClient  *c = dlist_container(SseClient, node, it.cur);
-
-		if (c->suspended && (c->buf.len > c->sent || c->dropped))
-		{
-			c->suspended = false;
-			MHD_resume_connection(c->conn);
-		}
-	}
+	resume_streams();
 }
 
 /* Milliseconds until the next heartbeat or expiry, or -1 without clients. */

@@ -29,9 +29,10 @@ test('an unsafe model name is listed with the reason it cannot be synced', async
 	await row.getByRole('link', { name: 'View --settings=evil' }).click();
 	// the CRM page has a .name-problem too: wait for the model's own page
 	await page.getByRole('heading', { level: 1, name: '--settings=evil' }).waitFor();
-	await page.locator('.name-problem').waitFor();
-	assert.match(await page.locator('.name-problem').innerText(), /can't be synced/i);
-	assert.equal(await page.getByRole('button', { name: '▶ Sync' }).count(), 0);
+	const problem = page.locator('.page-actions .name-problem');
+	await problem.waitFor();
+	assert.match(await problem.innerText(), /can't be synced/i);
+	assert.equal(await page.getByRole('button', { name: '▶ Sync', exact: true }).count(), 0);
 	assert.deepEqual(page.problems, []);
 	await page.context().close();
 });

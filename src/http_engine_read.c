@@ -1,6 +1,7 @@
 /*
- * http_read.c
- *		GET /api/<view>: PostgREST reads of the views of schema crm_api.
+ * http_engine_read.c
+ *		GET /api/<view>: PostgREST reads of the views of schema crm_api, in
+ *		the request engine (the pooled connection that serves the request).
  *
  * The query string is parsed by http_query_parse.c; every column it names
  * is then looked up among the view's attributes and spliced into SQL only
@@ -23,7 +24,8 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-#include "http.h"
+#include "crm_dashboard.h"
+#include "http_engine.h"
 #include "http_query_parse.h"
 
 /* A column of the view being read. */
@@ -45,7 +47,7 @@ typedef struct SqlParams
 typedef struct ReadArgs
 {
 	const char *view;
-	HttpMedia	media;
+	EngineMedia media;
 	HqQuery		q;
 	const char *count;			/* "exact", "planned", "estimated" or NULL */
 	List	   *columns;		/* ViewColumn * */
@@ -64,32 +66,11 @@ hq_palloc(void *arg, size_t size)
 
 /* Feed the query arguments to the parser (stops at the first error). */
 static void
-parse_args(HttpRequest *req, HqQuery *q)
+parse_args(EngineRequest *req, HqQuery *q)
 {
-	int			n;
-	HttpValue  *args = http_values(req, MHD_GET_ARGUMENT_KIND, &n);
-	int			i;
-
-	for (i = 0; i < n; i++)
-		if (!hq_parse_param(q, args[i].key, args[i].value))
+	for (int i = 0; i < req->nargs; i++)
+		if (!hq_parse_param(q, req->args[i].key, req->args[i].value))
 			return;
-}
-
-/* The count preference of the Prefer header, or NULL. */
-static const char *
-prefer_count(HttpRequest *req)
-{
-	const char *prefer = http_header(req, "Prefer");
-
-	if (prefer == NULL)
-		return NULL;
-	if (strstr(prefer, "count=exact"))
-		return "exact";
-	if (strstr(prefer, "count=planned"))
-		return "planned";
-	if (strstr(prefer, "count=estimated"))
-		return "estimated";
-	return NULL;
 }
 
 /* Add a text parameter; returns its $n. */
@@ -287,8 +268,8 @@ run(ReadArgs *a, const char *sql)
 
 	for (i = 0; i < a->params.n; i++)
 		types[i] = TEXTOID;
-	return SPI_execute_with_args(sql, a->params.n, types, a->params.values, NULL,
-								 strncmp(sql, "EXPLAIN", 7) != 0, 0);
+	return crm_spi_run(sql, a->params.n, types, a->params.values, NULL,
+					   strncmp(sql, "EXPLAIN", 7) != 0, 0);
 }
 
 /* The planner's row estimate for the filtered view. */
@@ -342,30 +323,30 @@ total_count(ReadArgs *a)
 
 /* Set status and Content-Range from rows returned and the total. */
 static bool
-set_range(HttpRequest *req, int64 offset, int64 rows, int64 total)
+set_range(EngineReply *reply, int64 offset, int64 rows, int64 total)
 {
 	char	   *tot = total >= 0 ? psprintf(INT64_FORMAT, total) : "*";
 
 	if (total >= 0 && offset > 0 && offset >= total)
 	{
-		http_reply_error(req, 416, "PGRST103", "Requested range not satisfiable",
-						 psprintf("An offset of " INT64_FORMAT " was requested, but there are only " INT64_FORMAT " rows.",
-								  offset, total), NULL);
-		http_reply_header(req, "Content-Range", psprintf("*/%s", tot));
+		engine_error(reply, 416, "PGRST103", "Requested range not satisfiable",
+					 psprintf("An offset of " INT64_FORMAT " was requested, but there are only " INT64_FORMAT " rows.",
+							  offset, total), NULL);
+		engine_header(reply, "Content-Range", psprintf("*/%s", tot));
 		return false;
 	}
-	req->reply.status = (total >= 0 && offset + rows < total) ? 206 : 200;
+	reply->status = (total >= 0 && offset + rows < total) ? 206 : 200;
 	if (rows > 0)
-		http_reply_header(req, "Content-Range",
-						  psprintf(INT64_FORMAT "-" INT64_FORMAT "/%s", offset, offset + rows - 1, tot));
+		engine_header(reply, "Content-Range",
+					  psprintf(INT64_FORMAT "-" INT64_FORMAT "/%s", offset, offset + rows - 1, tot));
 	else
-		http_reply_header(req, "Content-Range", psprintf("*/%s", tot));
+		engine_header(reply, "Content-Range", psprintf("*/%s", tot));
 	return true;
 }
 
 /* Reply with the rows as a JSON array, or one object. */
 static void
-reply_json_rows(HttpRequest *req, ReadArgs *a, const char *select_sql, int64 total)
+reply_json_rows(EngineReply *reply, ReadArgs *a, const char *select_sql, int64 total)
 {
 	bool		isnull;
 	int64		rows;
@@ -375,44 +356,43 @@ reply_json_rows(HttpRequest *req, ReadArgs *a, const char *select_sql, int64 tot
 		elog(ERROR, "read of crm_api.%s failed", a->view);
 	rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	json = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	if (a->media == HTTP_MEDIA_OBJECT && rows != 1)
+	if (a->media == ENGINE_OBJECT && rows != 1)
 	{
-		http_reply_error(req, 406, "PGRST116", "JSON object requested, multiple (or no) rows returned",
-						 psprintf("The result contains " INT64_FORMAT " rows", rows), NULL);
+		engine_error(reply, 406, "PGRST116", "JSON object requested, multiple (or no) rows returned",
+					 psprintf("The result contains " INT64_FORMAT " rows", rows), NULL);
 		return;
 	}
-	if (!set_range(req, (int64) a->q.offset, rows, total))
+	if (!set_range(reply, (int64) a->q.offset, rows, total))
 		return;
-	resetStringInfo(&req->reply.body);
-	if (a->media == HTTP_MEDIA_OBJECT)
+	resetStringInfo(&reply->body);
+	if (a->media == ENGINE_OBJECT)
 	{
 		/* strip the array's brackets: json_agg prints "[{...}]" */
 		size_t		len = strlen(json);
 
-		appendBinaryStringInfo(&req->reply.body, json + 1, len - 2);
-		req->reply.content_type = "application/vnd.pgrst.object+json; charset=utf-8";
+		appendBinaryStringInfo(&reply->body, json + 1, len - 2);
+		reply->content_type = "application/vnd.pgrst.object+json; charset=utf-8";
 	}
 	else
 	{
-		appendStringInfoString(&req->reply.body, json);
-		req->reply.content_type = "application/json; charset=utf-8";
+		appendStringInfoString(&reply->body, json);
+		reply->content_type = "application/json; charset=utf-8";
 	}
 }
 
-/* The read, inside the request's transaction. */
+/* The read, in the request's transaction. */
 static void
-read_in_transaction(HttpRequest *req, void *arg)
+read_rows(EngineReply *reply, ReadArgs *a)
 {
-	ReadArgs   *a = arg;
 	StringInfoData sql;
 	int64		total;
 	int64		rows;
 
 	if (!load_view_columns(a))
 	{
-		http_reply_error(req, 404, "PGRST205",
-						 psprintf("Could not find the table 'crm_api.%s' in the schema cache", a->view),
-						 NULL, "Only the views of schema crm_api can be read.");
+		engine_error(reply, 404, "PGRST205",
+					 psprintf("Could not find the table 'crm_api.%s' in the schema cache", a->view),
+					 NULL, "Only the views of schema crm_api can be read.");
 		return;
 	}
 	initStringInfo(&sql);
@@ -421,15 +401,13 @@ read_in_transaction(HttpRequest *req, void *arg)
 	append_from_where(&sql, a);
 	total = total_count(a);
 	append_order_limit(&sql, a);
-	if (a->media != HTTP_MEDIA_CSV)
+	if (a->media != ENGINE_CSV)
 	{
-		reply_json_rows(req, a, sql.data, total);
+		reply_json_rows(reply, a, sql.data, total);
 		return;
 	}
-	rows = http_csv_spool(req, sql.data, a->params.n, a->params.values, NULL);
-	if (!set_range(req, (int64) a->q.offset, rows, total))
-		return;
-	req->reply.content_type = "text/csv; charset=utf-8";
+	rows = http_csv_query(reply, sql.data, a->params.n, a->params.values, NULL);
+	(void) set_range(reply, (int64) a->q.offset, rows, total);
 }
 
 /*
@@ -437,10 +415,10 @@ read_in_transaction(HttpRequest *req, void *arg)
  * query without limit and offset; false when it is not satisfiable.
  */
 static bool
-apply_range(HttpRequest *req, HqQuery *q)
+apply_range(EngineRequest *req, HqQuery *q)
 {
-	const char *range = http_header(req, "Range");
-	const char *unit = http_header(req, "Range-Unit");
+	const char *range = req->range;
+	const char *unit = req->range_unit;
 	long long	first;
 	long long	last = -1;
 	char		tail;
@@ -460,28 +438,25 @@ apply_range(HttpRequest *req, HqQuery *q)
 
 /* GET|HEAD /api/<view>. */
 void
-http_read_view(HttpRequest *req, const char *view, HttpMedia media)
+engine_read(EngineRequest *req, EngineReply *reply)
 {
-	ReadArgs   *a;
-	MemoryContext old = MemoryContextSwitchTo(req->ctx);
+	ReadArgs   *a = palloc0(sizeof(ReadArgs));
 
-	a = palloc0(sizeof(ReadArgs));
-	a->view = view;
-	a->media = media;
-	a->count = prefer_count(req);
+	a->view = req->name;
+	a->media = req->media;
+	a->count = req->count;
 	hq_init(&a->q, hq_palloc, NULL);
 	parse_args(req, &a->q);
-	MemoryContextSwitchTo(old);
 	if (!a->q.error && !apply_range(req, &a->q))
 	{
-		http_reply_error(req, 416, "PGRST103", "Requested range not satisfiable", NULL, NULL);
+		engine_error(reply, 416, "PGRST103", "Requested range not satisfiable", NULL, NULL);
 		return;
 	}
 	if (a->q.error)
 	{
-		http_reply_error(req, strcmp(a->q.error, "PGRST103") == 0 ? 416 : 400,
-						 a->q.error, a->q.message, NULL, NULL);
+		engine_error(reply, strcmp(a->q.error, "PGRST103") == 0 ? 416 : 400,
+					 a->q.error, a->q.message, NULL, NULL);
 		return;
 	}
-	http_in_transaction(req, read_in_transaction, a);
+	read_rows(reply, a);
 }

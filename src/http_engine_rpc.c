@@ -1,7 +1,8 @@
 /*
- * http_rpc.c
+ * http_engine_rpc.c
  *		POST /api/rpc/<fn> (JSON object body) and GET /api/rpc/<fn>?a=1 for
- *		functions of schema crm_api, as PostgREST calls them.
+ *		functions of schema crm_api, as PostgREST calls them, in the request
+ *		engine (the pooled connection that serves the request).
  *
  * The argument names choose the function among its overloads; each value
  * is passed as a text $n parameter cast to the argument's catalog type, and
@@ -16,12 +17,12 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
-#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 
-#include "http.h"
+#include "crm_dashboard.h"
+#include "http_engine.h"
 #include "http_query_parse.h"
 
 /* One named argument of the call. */
@@ -36,7 +37,7 @@ typedef struct RpcArg
 typedef struct RpcCall
 {
 	const char *fn;
-	HttpMedia	media;
+	EngineMedia media;
 	List	   *args;			/* RpcArg * */
 	bool		args_in_query;	/* GET: arguments come from the query string */
 	HqQuery		q;				/* limit and offset */
@@ -117,27 +118,28 @@ parse_json_body(const char *data, size_t len)
  * are, so invalid bytes would otherwise reach tables and error messages.
  */
 static bool
-args_from_body(HttpRequest *req, RpcCall *call)
+args_from_body(EngineRequest *req, EngineReply *reply, RpcCall *call)
 {
 	cJSON	   *doc;
 	cJSON	   *item;
+	size_t		len = req->body ? strlen(req->body) : 0;
 
-	if (req->body.len == 0)
+	if (len == 0)
 		return true;
-	if (!pg_verify_mbstr(PG_UTF8, req->body.data, req->body.len, true) ||
-		json_escapes_nul(req->body.data, req->body.len))
+	/* the worker let only UTF-8 text through (http_api.c) */
+	if (json_escapes_nul(req->body, len))
 	{
-		http_reply_error(req, 400, "PGRST102", "Empty or invalid json",
-						 "The body is not valid UTF-8, or holds a NUL character.",
-						 "Send a UTF-8 JSON object without \\u0000 escapes.");
+		engine_error(reply, 400, "PGRST102", "Empty or invalid json",
+					 "The body is not valid UTF-8, or holds a NUL character.",
+					 "Send a UTF-8 JSON object without \\u0000 escapes.");
 		return false;
 	}
-	doc = parse_json_body(req->body.data, req->body.len);
+	doc = parse_json_body(req->body, len);
 	if (!cJSON_IsObject(doc))
 	{
 		cJSON_Delete(doc);
-		http_reply_error(req, 400, "PGRST102", "Empty or invalid json", NULL,
-						 "Send a JSON object whose keys are the function's argument names.");
+		engine_error(reply, 400, "PGRST102", "Empty or invalid json", NULL,
+					 "Send a JSON object whose keys are the function's argument names.");
 		return false;
 	}
 	cJSON_ArrayForEach(item, doc)
@@ -165,16 +167,12 @@ hq_palloc(void *arg, size_t size)
  * argument.  Stops at the first malformed limit or offset.
  */
 static void
-args_from_query(HttpRequest *req, RpcCall *call)
+args_from_query(EngineRequest *req, RpcCall *call)
 {
-	int			n;
-	HttpValue  *args = http_values(req, MHD_GET_ARGUMENT_KIND, &n);
-	int			i;
-
-	for (i = 0; i < n && !call->q.error; i++)
+	for (int i = 0; i < req->nargs && !call->q.error; i++)
 	{
-		const char *key = args[i].key;
-		const char *value = args[i].value ? args[i].value : "";
+		const char *key = req->args[i].key;
+		const char *value = req->args[i].value ? req->args[i].value : "";
 		RpcArg	   *arg;
 
 		if (strcmp(key, "limit") == 0 || strcmp(key, "offset") == 0)
@@ -264,11 +262,11 @@ resolve_function(RpcCall *call)
 	ListCell   *lc;
 	uint64		i;
 
-	if (SPI_execute_with_args("SELECT p.oid FROM pg_catalog.pg_proc p "
-							  "  JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
-							  " WHERE n.nspname = 'crm_api' AND p.proname = $1 AND p.prokind = 'f' "
-							  " ORDER BY p.pronargs",
-							  1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
+	if (crm_spi_run("SELECT p.oid FROM pg_catalog.pg_proc p "
+					"  JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
+					" WHERE n.nspname = 'crm_api' AND p.proname = $1 AND p.prokind = 'f' "
+					" ORDER BY p.pronargs",
+					1, argtypes, values, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "catalog lookup of function \"%s\" failed", call->fn);
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -285,7 +283,7 @@ resolve_function(RpcCall *call)
 
 /* Reply 404 PGRST202 naming the function and the given argument names. */
 static void
-function_not_found(HttpRequest *req, RpcCall *call)
+function_not_found(EngineReply *reply, RpcCall *call)
 {
 	StringInfoData names;
 	ListCell   *lc;
@@ -293,10 +291,10 @@ function_not_found(HttpRequest *req, RpcCall *call)
 	initStringInfo(&names);
 	foreach(lc, call->args)
 		appendStringInfo(&names, "%s%s", names.len ? ", " : "", ((RpcArg *) lfirst(lc))->name);
-	http_reply_error(req, 404, "PGRST202",
-					 psprintf("Could not find the function crm_api.%s(%s) in the schema cache",
-							  call->fn, names.data),
-					 NULL, "Only functions of schema crm_api can be called, with their argument names as keys.");
+	engine_error(reply, 404, "PGRST202",
+				 psprintf("Could not find the function crm_api.%s(%s) in the schema cache",
+						  call->fn, names.data),
+				 NULL, "Only functions of schema crm_api can be called, with their argument names as keys.");
 }
 
 /* "crm_api.fn(a => $1::t, ...)" with the values in params. */
@@ -332,8 +330,7 @@ run_call(RpcCall *call, const char *sql, int n, Datum *params, char *nulls)
 
 	for (i = 0; i < n; i++)
 		types[i] = TEXTOID;
-	if (SPI_execute_with_args(sql, n, types, params, nulls, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "call of crm_api.%s failed", call->fn);
+	crm_spi_execute(sql, n, types, params, nulls, false, 0, SPI_OK_SELECT);
 }
 
 /* LIMIT/OFFSET for a set-returning call (validated integers). */
@@ -347,7 +344,7 @@ paging_clause(RpcCall *call)
 
 /* Reply with a set result as a JSON array (or one object). */
 static void
-reply_set(HttpRequest *req, RpcCall *call, const char *expr, int n, Datum *params, char *nulls)
+reply_set(EngineReply *reply, RpcCall *call, const char *expr, int n, Datum *params, char *nulls)
 {
 	bool		isnull;
 	int64		rows;
@@ -358,17 +355,17 @@ reply_set(HttpRequest *req, RpcCall *call, const char *expr, int n, Datum *param
 			 n, params, nulls);
 	rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	json = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-	if (call->media == HTTP_MEDIA_OBJECT && rows != 1)
+	if (call->media == ENGINE_OBJECT && rows != 1)
 	{
-		http_reply_error(req, 406, "PGRST116", "JSON object requested, multiple (or no) rows returned",
-						 psprintf("The result contains " INT64_FORMAT " rows", rows), NULL);
+		engine_error(reply, 406, "PGRST116", "JSON object requested, multiple (or no) rows returned",
+					 psprintf("The result contains " INT64_FORMAT " rows", rows), NULL);
 		return;
 	}
-	if (call->media == HTTP_MEDIA_OBJECT)
+	if (call->media == ENGINE_OBJECT)
 		json = pnstrdup(json + 1, strlen(json) - 2);
-	http_reply_json(req, 200, json);
-	http_reply_header(req, "Content-Range", rows > 0 ?
-					  psprintf(INT64_FORMAT "-" INT64_FORMAT "/*", (int64) call->q.offset, (int64) call->q.offset + rows - 1) : "*/*");
+	engine_json(reply, 200, json);
+	engine_header(reply, "Content-Range", rows > 0 ?
+				  psprintf(INT64_FORMAT "-" INT64_FORMAT "/*", (int64) call->q.offset, (int64) call->q.offset + rows - 1) : "*/*");
 }
 
 /*
@@ -424,7 +421,7 @@ open_export_cursor(RpcCall *call, int n, Datum *params, char *nulls)
  * layer knows nothing of how the rows are queried.
  */
 static void
-reply_export(HttpRequest *req, RpcCall *call, int n, Datum *params, char *nulls)
+reply_export(EngineReply *reply, RpcCall *call, int n, Datum *params, char *nulls)
 {
 	const char *crm = arg_value(call, "crm");
 	const char *model = arg_value(call, "model");
@@ -433,23 +430,21 @@ reply_export(HttpRequest *req, RpcCall *call, int n, Datum *params, char *nulls)
 
 	if (call->q.offset > 0)
 		SPI_cursor_move(portal, true, (long) call->q.offset);
-	csv = http_csv_open(req, http_csv_neutralize_formulas);
+	csv = http_csv_open(reply, engine_csv_neutralizes());
 	http_csv_portal(csv, portal, call->q.limit);
 	http_csv_close(csv);
 	SPI_cursor_close(portal);
-	req->reply.status = 200;
-	req->reply.content_type = "text/csv; charset=utf-8";
-	http_reply_header(req, "Content-Disposition",
+	reply->status = 200;
+	engine_header(reply, "Content-Disposition",
 					  psprintf("attachment; filename=\"%s\"",
 							   /* export_cursor refused NULL names: both are set */
 							   safe_filename(crm ? crm : "", model ? model : "")));
 }
 
-/* The call, inside the request's transaction. */
+/* The call, in the request's transaction. */
 static void
-call_in_transaction(HttpRequest *req, void *arg)
+call_function(EngineRequest *req, EngineReply *reply, RpcCall *call)
 {
-	RpcCall    *call = arg;
 	int			n = list_length(call->args);
 	Datum	   *params = palloc(sizeof(Datum) * (n + 1));
 	char	   *nulls = palloc(n + 1);
@@ -457,69 +452,62 @@ call_in_transaction(HttpRequest *req, void *arg)
 
 	if (!resolve_function(call))
 	{
-		function_not_found(req, call);
+		function_not_found(reply, call);
 		return;
 	}
 	if (req->read_only && call->provolatile == PROVOLATILE_VOLATILE)
 	{
-		http_reply_error(req, 405, "PGRST101",
-						 "Cannot use the GET method on RPC with volatile functions", NULL,
-						 "Call it with POST.");
+		engine_error(reply, 405, "PGRST101",
+					 "Cannot use the GET method on RPC with volatile functions", NULL,
+					 "Call it with POST.");
 		return;
 	}
-	if (call->media == HTTP_MEDIA_CSV && strcmp(call->fn, "export_rows") == 0)
+	if (call->media == ENGINE_CSV && strcmp(call->fn, "export_rows") == 0)
 	{
-		reply_export(req, call, n, params, nulls);
+		reply_export(reply, call, n, params, nulls);
 		return;
 	}
 	expr = call_expression(call, params, nulls);
-	if (call->media == HTTP_MEDIA_CSV)
+	if (call->media == ENGINE_CSV)
 	{
-		http_csv_spool(req, psprintf("SELECT * FROM %s%s", expr, paging_clause(call)), n, params, nulls);
-		req->reply.status = 200;
-		req->reply.content_type = "text/csv; charset=utf-8";
+		http_csv_query(reply, psprintf("SELECT * FROM %s%s", expr, paging_clause(call)), n, params, nulls);
+		reply->status = 200;
 		return;
 	}
 	if (call->rettype == VOIDOID)
 	{
 		run_call(call, psprintf("SELECT %s", expr), n, params, nulls);
-		req->reply.status = MHD_HTTP_NO_CONTENT;
+		reply->status = 204;
 		return;
 	}
 	if (call->retset)
 	{
-		reply_set(req, call, expr, n, params, nulls);
+		reply_set(reply, call, expr, n, params, nulls);
 		return;
 	}
 	run_call(call, psprintf("SELECT coalesce(to_json(%s)::text, 'null')", expr), n, params, nulls);
-	http_reply_json(req, 200, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-	http_reply_header(req, "Content-Range", "0-0/*");
+	engine_json(reply, 200, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	engine_header(reply, "Content-Range", "0-0/*");
 }
 
 /* POST|GET /api/rpc/<fn>. */
 void
-http_call_rpc(HttpRequest *req, const char *fn, HttpMedia media)
+engine_rpc(EngineRequest *req, EngineReply *reply)
 {
-	RpcCall    *call;
-	MemoryContext old = MemoryContextSwitchTo(req->ctx);
-	bool		ok = true;
+	RpcCall    *call = palloc0(sizeof(RpcCall));
 
-	call = palloc0(sizeof(RpcCall));
-	call->fn = fn;
-	call->media = media;
+	call->fn = req->name;
+	call->media = req->media;
 	call->args_in_query = req->read_only;
 	hq_init(&call->q, hq_palloc, NULL);
 	args_from_query(req, call);
-	if (!req->read_only)
-		ok = args_from_body(req, call);
-	MemoryContextSwitchTo(old);
-	if (!ok)
+	if (!req->read_only && !args_from_body(req, reply, call))
 		return;
 	if (call->q.error)
 	{
-		http_reply_error(req, strcmp(call->q.error, "PGRST103") == 0 ? 416 : 400,
-						 call->q.error, call->q.message, NULL, NULL);
+		engine_error(reply, strcmp(call->q.error, "PGRST103") == 0 ? 416 : 400,
+					 call->q.error, call->q.message, NULL, NULL);
 		return;
 	}
-	http_in_transaction(req, call_in_transaction, call);
+	call_function(req, reply, call);
 }
