@@ -226,15 +226,17 @@ SELECT 'index only: trigram ILIKE, chunks with the rare term', pg_temp.median_ms
 INSERT INTO search_results
 SELECT 'write: one 32 kB chunk, tsvector and trigram indexes', pg_temp.median_ms(
     'WITH c AS (INSERT INTO crm_dashboard.sync_log_chunk (run_id, seq, first_line, first_byte, body)
-                SELECT min(id), 1000000 + (random() * 1e9)::integer, 1, 0, string_agg(md5(g::text || random()::text), E''\n'')
-                  FROM crm_dashboard.sync_history, generate_series(1, 900) g RETURNING 1) SELECT count(*) FROM c', 20), NULL;
+                SELECT (SELECT min(id) FROM crm_dashboard.sync_history), 1000000 + (random() * 1e9)::integer, 1, 0,
+                       string_agg(md5(g::text || random()::text), E''\n'')
+                  FROM generate_series(1, 900) g RETURNING 1) SELECT count(*) FROM c', 20), NULL;
 DROP INDEX crm_dashboard.sync_log_chunk_trgm;
 \endif
 INSERT INTO search_results
 SELECT 'write: one 32 kB chunk, tsvector index only', pg_temp.median_ms(
     'WITH c AS (INSERT INTO crm_dashboard.sync_log_chunk (run_id, seq, first_line, first_byte, body)
-                SELECT min(id), 1000000 + (random() * 1e9)::integer, 1, 0, string_agg(md5(g::text || random()::text), E''\n'')
-                  FROM crm_dashboard.sync_history, generate_series(1, 900) g RETURNING 1) SELECT count(*) FROM c', 20), NULL;
+                SELECT (SELECT min(id) FROM crm_dashboard.sync_history), 1000000 + (random() * 1e9)::integer, 1, 0,
+                       string_agg(md5(g::text || random()::text), E''\n'')
+                  FROM generate_series(1, 900) g RETURNING 1) SELECT count(*) FROM c', 20), NULL;
 INSERT INTO search_results
 SELECT 'baseline: no index (LIKE over every chunk)', pg_temp.median_ms(
     'SELECT count(*) FROM crm_dashboard.sync_log_chunk k WHERE k.body LIKE ''%deadlock%''', 3), NULL;
