@@ -77,7 +77,7 @@ engine_header(EngineReply *reply, const char *name, const char *value)
 void
 engine_json(EngineReply *reply, int status, const char *json)
 {
-	http_csv_discard(reply);
+	http_spool_discard(reply);
 	reply->status = status;
 	reply->content_type = "application/json; charset=utf-8";
 	resetStringInfo(&reply->body);
