@@ -32,7 +32,7 @@ PG_CPPFLAGS = -std=c11 -D_GNU_SOURCE -DEXTVERSION=\"$(EXTVERSION)\" -Wall -Wextr
 # libpq for the HTTP workers' connection pool; its headers are searched after
 # the server's, so that client copies never shadow server ones.
 PG_CPPFLAGS += -idirafter $(shell $(PG_CONFIG) --includedir)
-SHLIB_LINK  = -lcjson -lmicrohttpd -lpq
+SHLIB_LINK  = -lcjson -lmicrohttpd -lpq -lxlsxwriter
 
 EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 

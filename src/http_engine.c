@@ -132,6 +132,15 @@ doc_args(cJSON *doc, EngineRequest *req)
 	req->nargs = i;
 }
 
+/* Refuse the Excel media type where it is not served: only the export RPC writes workbooks. */
+void
+engine_xlsx_unavailable(EngineReply *reply)
+{
+	engine_error(reply, 406, "PGRST107", "None of these media types are available",
+				 "An Excel workbook is the export of a model's rows only.",
+				 "Call /api/rpc/export_rows for an .xlsx file, or ask for application/json or text/csv.");
+}
+
 /* Read the request document; errors are the worker's bugs, not the client's. */
 static EngineRequest *
 parse_request(const char *text)
@@ -164,6 +173,7 @@ parse_request(const char *text)
 	req->generation = cJSON_IsNumber(gen) ? (int64) gen->valuedouble : -1;
 	media = doc_string(doc, "media");
 	req->media = media && strcmp(media, "csv") == 0 ? ENGINE_CSV :
+		media && strcmp(media, "xlsx") == 0 ? ENGINE_XLSX :
 		media && strcmp(media, "object") == 0 ? ENGINE_OBJECT : ENGINE_JSON;
 	doc_args(doc, req);
 	cJSON_Delete(doc);

@@ -373,9 +373,9 @@ reply_set(EngineReply *reply, RpcCall *call, const char *expr, int n, Datum *par
  * would follow the locale): it goes into a quoted header parameter.
  */
 static char *
-safe_filename(const char *crm, const char *model)
+safe_filename(const char *crm, const char *model, const char *extension)
 {
-	char	   *name = psprintf("%s_%s.csv", crm, model);
+	char	   *name = psprintf("%s_%s.%s", crm, model, extension);
 	char	   *c;
 
 	for (c = name; *c; c++)
@@ -415,10 +415,11 @@ open_export_cursor(RpcCall *call, int n, Datum *params, char *nulls)
 }
 
 /*
- * export_rows as CSV, a download: the generic writer prints what FETCH
- * returns from export_cursor, formulas neutralised, in the same format with
- * or without ?offset= (a MOVE) and ?limit= (the FETCH count).  The HTTP
- * layer knows nothing of how the rows are queried.
+ * export_rows as CSV or an Excel workbook, a download: the writer prints
+ * what FETCH returns from export_cursor (CSV with formulas neutralised, Excel
+ * with every cell a value), the same with or without ?offset= (a MOVE) and
+ * ?limit= (the FETCH count).  The HTTP layer knows nothing of how the rows
+ * are queried.
  */
 static void
 reply_export(EngineReply *reply, RpcCall *call, int n, Datum *params, char *nulls)
@@ -426,19 +427,25 @@ reply_export(EngineReply *reply, RpcCall *call, int n, Datum *params, char *null
 	const char *crm = arg_value(call, "crm");
 	const char *model = arg_value(call, "model");
 	Portal		portal = open_export_cursor(call, n, params, nulls);
-	HttpCsv    *csv;
+	bool		xlsx = call->media == ENGINE_XLSX;
 
 	if (call->q.offset > 0)
 		SPI_cursor_move(portal, true, (long) call->q.offset);
-	csv = http_csv_open(reply, engine_csv_neutralizes());
-	http_csv_portal(csv, portal, call->q.limit);
-	http_csv_close(csv);
+	if (xlsx)
+		http_xlsx_portal(reply, portal, call->q.limit, model ? model : "rows");
+	else
+	{
+		HttpCsv    *csv = http_csv_open(reply, engine_csv_neutralizes());
+
+		http_csv_portal(csv, portal, call->q.limit);
+		http_csv_close(csv);
+	}
 	SPI_cursor_close(portal);
 	reply->status = 200;
 	engine_header(reply, "Content-Disposition",
-					  psprintf("attachment; filename=\"%s\"",
-							   /* export_cursor refused NULL names: both are set */
-							   safe_filename(crm ? crm : "", model ? model : "")));
+				  psprintf("attachment; filename=\"%s\"",
+						   /* export_cursor refused NULL names: both are set */
+						   safe_filename(crm ? crm : "", model ? model : "", xlsx ? "xlsx" : "csv")));
 }
 
 /* The call, in the request's transaction. */
@@ -462,9 +469,14 @@ call_function(EngineRequest *req, EngineReply *reply, RpcCall *call)
 					 "Call it with POST.");
 		return;
 	}
-	if (call->media == ENGINE_CSV && strcmp(call->fn, "export_rows") == 0)
+	if ((call->media == ENGINE_CSV || call->media == ENGINE_XLSX) && strcmp(call->fn, "export_rows") == 0)
 	{
 		reply_export(reply, call, n, params, nulls);
+		return;
+	}
+	if (call->media == ENGINE_XLSX)
+	{
+		engine_xlsx_unavailable(reply);
 		return;
 	}
 	expr = call_expression(call, params, nulls);
