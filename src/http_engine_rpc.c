@@ -31,6 +31,7 @@ typedef struct RpcArg
 	char	   *name;
 	char	   *value;			/* text form; NULL for SQL NULL */
 	char	   *type;			/* the parameter's type, once resolved */
+	bool		json_array;		/* given as a JSON array in the body */
 } RpcArg;
 
 /* What a call needs inside its transaction. */
@@ -148,6 +149,7 @@ args_from_body(EngineRequest *req, EngineReply *reply, RpcCall *call)
 
 		arg->name = pstrdup(item->string);
 		arg->value = json_arg_text(item);
+		arg->json_array = cJSON_IsArray(item);
 		call->args = lappend(call->args, arg);
 	}
 	cJSON_Delete(doc);
@@ -314,6 +316,15 @@ call_expression(RpcCall *call, Datum *params, char *nulls)
 		params[n] = a->value ? CStringGetTextDatum(a->value) : (Datum) 0;
 		nulls[n] = a->value ? ' ' : 'n';
 		n++;
+		if (a->json_array && a->type[strlen(a->type) - 1] == ']')
+		{
+			/* a JSON array for an array parameter is its elements, as PostgREST reads it */
+			appendStringInfo(&sql, "%s%s => coalesce((SELECT pg_catalog.array_agg(e.v ORDER BY e.n) "
+							 "FROM pg_catalog.jsonb_array_elements_text($%d::pg_catalog.jsonb) "
+							 "WITH ORDINALITY e(v, n)), '{}')::%s",
+							 n > 1 ? ", " : "", quote_identifier(a->name), n, a->type);
+			continue;
+		}
 		appendStringInfo(&sql, "%s%s => $%d::%s", n > 1 ? ", " : "",
 						 quote_identifier(a->name), n, a->type);
 	}
