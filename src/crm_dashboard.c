@@ -31,6 +31,7 @@ _PG_init(void)
 		return;
 	DiscoveryInit();
 	PagingInit();
+	QualityInit();
 	AuthInit();
 	AnnounceInit();
 	LauncherInit();

@@ -611,6 +611,97 @@ check_schema_version(void)
 	SPI_finish();
 }
 
+/* What a model's checks before a sync found (crm_dashboard.pre_sync_checks). */
+typedef struct PreSyncChecks
+{
+	List	   *failures;		/* error-severity checks that failed, one line each */
+	Datum		result_ids;		/* bigint[] of every result, to attach to the run */
+} PreSyncChecks;
+
+/* Run a model's data-quality checks before its sync and keep the results. */
+static PreSyncChecks *
+pre_sync_checks(const char *crm, const char *model)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(crm), CStringGetTextDatum(model)};
+	PreSyncChecks *checks = palloc0(sizeof(PreSyncChecks));
+	MemoryContext caller = CurrentMemoryContext;
+	bool		isnull;
+
+	SPI_connect();
+	crm_spi_execute("SELECT failures, result_ids FROM crm_dashboard.pre_sync_checks($1, $2)",
+					2, types, values, NULL, false, 1, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+	{
+		Datum		failures = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		Datum		ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		deconstruct_array(DatumGetArrayTypeP(failures), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+		for (int i = 0; i < n; i++)
+			checks->failures = lappend(checks->failures, TextDatumGetCString(elems[i]));
+		checks->result_ids = PointerGetDatum(DatumGetArrayTypePCopy(ids));
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	return checks;
+}
+
+/* The failing checks, for a message. */
+static char *
+failures_text(List *failures, const char *separator)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, failures)
+		appendStringInfo(&buf, "%s%s", buf.len ? separator : "", (char *) lfirst(lc));
+	return buf.data;
+}
+
+/*
+ * Refuse the sync of a model whose error-severity checks fail, listing
+ * them, unless forced (then say so and go on).
+ */
+static void
+refuse_failing_checks(const char *crm, const char *model, PreSyncChecks *checks, bool force)
+{
+	int			n = list_length(checks->failures);
+
+	if (n == 0)
+		return;
+	if (force)
+	{
+		ereport(NOTICE,
+				(errmsg("starting %s %s although %d data-quality check%s failed", crm, model, n, n > 1 ? "s" : ""),
+				 errdetail("%s", failures_text(checks->failures, "\n"))));
+		return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECK_VIOLATION),
+			 errmsg("%d data-quality check%s of %s %s failed: the sync is refused", n, n > 1 ? "s" : "", crm, model),
+			 errdetail("%s", failures_text(checks->failures, "\n")),
+			 errhint("Fix the data, or start anyway with the option {\"force\": true}; crm_api.quality_results has the results.")));
+}
+
+/* Attach a model's pre-sync results to its run. */
+static void
+attach_results(PreSyncChecks *checks, int64 run_id)
+{
+	Oid			types[2] = {INT8ARRAYOID, INT8OID};
+	Datum		values[2] = {checks->result_ids, Int64GetDatum(run_id)};
+
+	if (checks->result_ids == (Datum) 0)
+		return;
+	SPI_connect();
+	crm_spi_execute("SELECT crm_dashboard.attach_results($1, $2)", 2, types, values, NULL, false, 0, SPI_OK_SELECT);
+	SPI_finish();
+}
+
 /* Insert one queued run; returns its id. */
 static int64
 insert_run(const char *crm, const char *model, int64 parent_id, Jsonb *options,
@@ -676,6 +767,7 @@ crm_dashboard_start_sync(PG_FUNCTION_ARGS)
 	List	   *models = resolve_models(crm, model);
 	SyncOptions *opts = sync_options_parse(options);
 	List	   *commands = NIL;
+	List	   *checks = NIL;
 	ListCell   *lc;
 	char	   *via;
 	char	   *username;
@@ -698,6 +790,14 @@ crm_dashboard_start_sync(PG_FUNCTION_ARGS)
 	}
 	check_not_active(crm, models, all);
 	check_launcher();
+	foreach(lc, models)
+	{
+		PreSyncChecks *c = pre_sync_checks(crm, ((CrmModel *) lfirst(lc))->model);
+
+		refuse_failing_checks(crm, ((CrmModel *) lfirst(lc))->model, c,
+							  sync_options_flag(opts, SYNC_OPTION_FORCE));
+		checks = lappend(checks, c);
+	}
 
 	if (all)
 		parent = insert_run(crm, "all", 0, options, via, username, NULL, NULL, 0);
@@ -711,6 +811,7 @@ crm_dashboard_start_sync(PG_FUNCTION_ARGS)
 
 		id = insert_run(crm, ((CrmModel *) lfirst(lc))->model, parent, options, via, username,
 						cmd, sync_options_append_flags(list_copy(cmd->argv), opts), timeout);
+		attach_results(list_nth(checks, foreach_current_index(lc)), id);
 	}
 	launcher_wake_at_commit();
 	PG_RETURN_INT64(all ? parent : id);
@@ -728,6 +829,7 @@ typedef struct BulkOutcome
 	char	   *message;
 	CrmModel   *m;				/* the model, when it may start */
 	SyncCommand *cmd;
+	PreSyncChecks *checks;
 } BulkOutcome;
 
 /* The model called name among models, or NULL. */
@@ -756,12 +858,13 @@ listed_before(List *outcomes, const char *name)
 
 /*
  * Decide whether one model of a bulk request may start, by the rules of a
- * single start (the same helpers: name, command, active run, pause); when
+ * single start (the same helpers: name, command, active run, pause, the
+ * data-quality checks before a sync, which force overrides); when
  * it may not, o says why.  A pause skipped is recorded, as for "all".
  */
 static void
 judge_model(BulkOutcome *o, const char *crm, List *models, List *earlier, const char *via,
-			const char *username, Jsonb *options, bool ignore_pause)
+			const char *username, Jsonb *options, bool ignore_pause, bool force)
 {
 	const char *problem;
 	ActiveRun  *run;
@@ -814,6 +917,15 @@ judge_model(BulkOutcome *o, const char *crm, List *models, List *earlier, const 
 		o->outcome = "paused";
 		o->message = psprintf("%s Start it anyway with the option {\"ignore_pause\": true}.", pause->detail);
 		record_skip(crm, o->model, via, username, pause, options);
+		o->m = NULL;
+		return;
+	}
+	o->checks = pre_sync_checks(crm, o->model);
+	if (o->checks->failures != NIL && !force)
+	{
+		o->outcome = "failing_checks";
+		o->message = psprintf("Data-quality checks failed: %s. Start it with the option {\"force\": true} to sync anyway.",
+							  failures_text(o->checks->failures, "; "));
 		o->m = NULL;
 		return;
 	}
@@ -892,7 +1004,10 @@ queue_bulk(const char *crm, List *outcomes, Jsonb *options, SyncOptions *opts, c
 			timeout = o->cmd->timeout;
 		o->run_id = insert_run(crm, o->model, parent, options, via, username, o->cmd,
 							   sync_options_append_flags(list_copy(o->cmd->argv), opts), timeout);
-		o->message = psprintf("Queued as run " INT64_FORMAT " of run " INT64_FORMAT ".", o->run_id, parent);
+		attach_results(o->checks, o->run_id);
+		o->message = psprintf("Queued as run " INT64_FORMAT " of run " INT64_FORMAT ".%s", o->run_id, parent,
+							  o->checks->failures ? psprintf(" Forced although data-quality checks failed: %s.",
+															 failures_text(o->checks->failures, "; ")) : "");
 	}
 	launcher_wake_at_commit();
 	return parent;
@@ -902,8 +1017,8 @@ queue_bulk(const char *crm, List *outcomes, Jsonb *options, SyncOptions *opts, c
  * crm_dashboard.start_syncs(crm, models, options): queue several models of
  * a CRM in one transaction, under one parent run that runs them one after
  * another, with one set of options.  Each model gets an outcome row
- * (started, already_running, already_queued, paused, unsafe_name,
- * unknown_model, no_command, duplicate, invalid): a model that cannot
+ * (started, already_running, already_queued, paused, failing_checks,
+ * unsafe_name, unknown_model, no_command, duplicate, invalid): a model that cannot
  * start never fails the request, and never goes unmentioned.  What is wrong
  * with the request itself (unknown CRM, bad options, no launcher) is an
  * error.
@@ -940,7 +1055,8 @@ crm_dashboard_start_syncs(PG_FUNCTION_ARGS)
 
 		o->model = lfirst(lc);
 		judge_model(o, crm, models, outcomes, via, username, options,
-					sync_options_flag(opts, SYNC_OPTION_IGNORE_PAUSE));
+					sync_options_flag(opts, SYNC_OPTION_IGNORE_PAUSE),
+					sync_options_flag(opts, SYNC_OPTION_FORCE));
 		any |= o->m != NULL;
 		outcomes = lappend(outcomes, o);
 	}
