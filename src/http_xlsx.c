@@ -40,6 +40,7 @@
 #include "utils/date.h"
 #include "utils/datetime.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "http_engine.h"
@@ -74,12 +75,15 @@ typedef struct Xlsx
 	lxw_format *time_format;
 	int			ncols;
 	XlsxKind   *kinds;
+	Oid		   *basetypes;
 	Oid		   *outfuncs;
 	double	   *widths;
 	uint64		rows;			/* written below the header */
 	uint64		rows_cut;		/* past Excel's row limit */
 	uint64		cells_cut;		/* longer than Excel's cell limit */
 	char	   *first_cell_cut; /* "column x, row n" */
+	MemoryContext keep;			/* where what outlives a batch goes */
+	MemoryContext batch;		/* reset after every batch of rows */
 } Xlsx;
 
 /* Raise an error for a libxlsxwriter call that failed. */
@@ -168,6 +172,7 @@ open_workbook(Xlsx *x, const char *path, TupleDesc desc, const char *sheet_name)
 
 	x->ncols = Min(desc->natts, LXW_COL_MAX);
 	x->kinds = palloc(sizeof(XlsxKind) * (x->ncols + 1));
+	x->basetypes = palloc(sizeof(Oid) * (x->ncols + 1));
 	x->outfuncs = palloc(sizeof(Oid) * (x->ncols + 1));
 	x->widths = palloc0(sizeof(double) * (x->ncols + 1));
 	for (int c = 0; c < x->ncols; c++)
@@ -177,6 +182,7 @@ open_workbook(Xlsx *x, const char *path, TupleDesc desc, const char *sheet_name)
 		bool		varlena;
 
 		x->kinds[c] = kind_of(att->atttypid);
+		x->basetypes[c] = getBaseType(att->atttypid);
 		getTypeOutputInfo(att->atttypid, &x->outfuncs[c], &varlena);
 		/* a timestamptz is shown in the session's time zone: the header says which */
 		if (x->kinds[c] == XLSX_TIMESTAMPTZ)
@@ -225,64 +231,65 @@ write_number(Xlsx *x, lxw_row_t row, int col, const char *text)
 		check(worksheet_write_number(x->sheet, row, col, v, NULL), "a number");
 }
 
-/* Write a date or time cell from broken-down time, or text outside Excel's years. */
-static void
-write_tm(Xlsx *x, lxw_row_t row, int col, struct pg_tm *tm, fsec_t fsec, lxw_format *format,
-		 const char *text)
-{
-	lxw_datetime dt;
-
-	if (tm->tm_year < 1900 || tm->tm_year > 9999)
-	{
-		check(worksheet_write_string(x->sheet, row, col, text, NULL), "a date as text");
-		return;
-	}
-	dt.year = tm->tm_year;
-	dt.month = tm->tm_mon;
-	dt.day = tm->tm_mday;
-	dt.hour = tm->tm_hour;
-	dt.min = tm->tm_min;
-	dt.sec = tm->tm_sec + fsec / 1000000.0;
-	check(worksheet_write_datetime(x->sheet, row, col, &dt, format), "a date");
-}
-
-/* Write a date, timestamp or time cell. */
-static void
-write_temporal(Xlsx *x, lxw_row_t row, int col, Datum value, const char *text)
+/*
+ * Write a date, timestamp or time cell from its value; false when Excel
+ * cannot hold it as a date (infinity, outside the years 1900..9999).
+ */
+static bool
+write_temporal_direct(Xlsx *x, lxw_row_t row, int col, Datum value)
 {
 	struct pg_tm tm;
 	fsec_t		fsec = 0;
 	int			tz;
+	lxw_format *format = x->timestamp_format;
 
 	memset(&tm, 0, sizeof(tm));
 	switch (x->kinds[col])
 	{
 		case XLSX_DATE:
 			if (DATE_NOT_FINITE(DatumGetDateADT(value)))
-				break;
+				return false;
 			j2date(DatumGetDateADT(value) + POSTGRES_EPOCH_JDATE, &tm.tm_year, &tm.tm_mon, &tm.tm_mday);
-			write_tm(x, row, col, &tm, 0, x->date_format, text);
-			return;
+			format = x->date_format;
+			break;
 		case XLSX_TIMESTAMP:
 		case XLSX_TIMESTAMPTZ:
 			if (TIMESTAMP_NOT_FINITE(DatumGetTimestamp(value)) ||
 				timestamp2tm(DatumGetTimestamp(value), x->kinds[col] == XLSX_TIMESTAMPTZ ? &tz : NULL,
 							 &tm, &fsec, NULL, NULL) != 0)
-				break;
-			write_tm(x, row, col, &tm, fsec, x->timestamp_format, text);
-			return;
-		case XLSX_TIME:
-			time2tm(DatumGetTimeADT(value), &tm, &fsec);
-			{
-				lxw_datetime dt = {0, 0, 0, tm.tm_hour, tm.tm_min, tm.tm_sec + fsec / 1000000.0};
-
-				check(worksheet_write_datetime(x->sheet, row, col, &dt, x->time_format), "a time");
-			}
-			return;
-		default:
+				return false;
 			break;
+		case XLSX_TIME:
+			{
+				lxw_datetime dt;
+
+				time2tm(DatumGetTimeADT(value), &tm, &fsec);
+				memset(&dt, 0, sizeof(dt));
+				dt.hour = tm.tm_hour;
+				dt.min = tm.tm_min;
+				dt.sec = tm.tm_sec + fsec / 1000000.0;
+				check(worksheet_write_datetime(x->sheet, row, col, &dt, x->time_format), "a time");
+				return true;
+			}
+		default:
+			return false;
 	}
-	check(worksheet_write_string(x->sheet, row, col, text, NULL), "a date as text");
+	if (tm.tm_year < 1900 || tm.tm_year > 9999)
+		return false;
+	{
+		lxw_datetime dt = {tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec + fsec / 1000000.0};
+
+		check(worksheet_write_datetime(x->sheet, row, col, &dt, format), "a date");
+	}
+	return true;
+}
+
+/* Write a date, timestamp or time cell, or its text when Excel cannot hold it as a date. */
+static void
+write_temporal(Xlsx *x, lxw_row_t row, int col, Datum value, const char *text)
+{
+	if (!write_temporal_direct(x, row, col, value))
+		check(worksheet_write_string(x->sheet, row, col, text, NULL), "a date as text");
 }
 
 /* Write a text cell, cut to Excel's limit of characters (and noted). */
@@ -294,9 +301,48 @@ write_text(Xlsx *x, lxw_row_t row, int col, const char *text, const char *colnam
 		/* the first XLSX_MAX_CELL_CHARS characters, never half of one */
 		text = pnstrdup(text, pg_mbcharcliplen(text, strlen(text), XLSX_MAX_CELL_CHARS));
 		if (x->cells_cut++ == 0)
-			x->first_cell_cut = psprintf("column %s, row %u", colname, (unsigned) row + 1);
+			x->first_cell_cut = MemoryContextStrdup(x->keep, psprintf("column %s, row %u", colname, (unsigned) row + 1));
 	}
 	check(worksheet_write_string(x->sheet, row, col, text, NULL), "a text");
+}
+
+/*
+ * Write a cell of a type Excel holds as a number or boolean straight from
+ * its value, without its text; false when the value needs its text (a
+ * numeric, an int8 beyond 2^53, a width still to measure).
+ */
+static bool
+write_direct(Xlsx *x, lxw_row_t row, int col, Oid typid, Datum value)
+{
+	double		v;
+
+	switch (typid)
+	{
+		case INT2OID:
+			v = DatumGetInt16(value);
+			break;
+		case INT4OID:
+			v = DatumGetInt32(value);
+			break;
+		case INT8OID:
+			/* beyond 2^53 a double is not exact: written as text */
+			if (DatumGetInt64(value) > (INT64CONST(1) << 53) || DatumGetInt64(value) < -(INT64CONST(1) << 53))
+				return false;
+			v = (double) DatumGetInt64(value);
+			break;
+		case FLOAT8OID:
+			v = DatumGetFloat8(value);
+			if (!isfinite(v))
+				return false;
+			break;
+		case BOOLOID:
+			check(worksheet_write_boolean(x->sheet, row, col, DatumGetBool(value), NULL), "a boolean");
+			return true;
+		default:
+			return false;
+	}
+	check(worksheet_write_number(x->sheet, row, col, v, NULL), "a number");
+	return true;
 }
 
 /* Write one row of the current batch below the rows already written. */
@@ -304,6 +350,7 @@ static void
 write_row(Xlsx *x, HeapTuple tuple, TupleDesc desc)
 {
 	lxw_row_t	row = (lxw_row_t) (x->rows + 1);
+	bool		measure = x->rows < XLSX_WIDTH_ROWS;
 
 	for (int c = 0; c < x->ncols; c++)
 	{
@@ -313,6 +360,12 @@ write_row(Xlsx *x, HeapTuple tuple, TupleDesc desc)
 
 		if (isnull)
 			continue;			/* NULL is an empty cell */
+		if (!measure && write_direct(x, row, c, x->basetypes[c], value))
+			continue;
+		/* dates and timestamps past the first rows need their text only outside Excel's years */
+		if (!measure && x->kinds[c] != XLSX_TEXT && x->kinds[c] != XLSX_NUMBER && x->kinds[c] != XLSX_BOOLEAN &&
+			write_temporal_direct(x, row, c, value))
+			continue;
 		text = OidOutputFunctionCall(x->outfuncs[c], value);
 		if (x->rows < XLSX_WIDTH_ROWS)
 			fit_width(x, c, x->kinds[c] == XLSX_TEXT ? text_chars(text) : (int) strlen(text));
@@ -383,6 +436,7 @@ static void
 write_rows(Xlsx *x, Portal portal, int64 limit, int *ncols_total)
 {
 	int64		left = limit;
+	MemoryContext old;
 
 	for (;;)
 	{
@@ -395,6 +449,8 @@ write_rows(Xlsx *x, Portal portal, int64 limit, int *ncols_total)
 			break;
 		SPI_cursor_fetch(portal, true, want);
 		*ncols_total = SPI_tuptable->tupdesc->natts;
+		/* the texts and detoasted values of a batch go with it */
+		old = MemoryContextSwitchTo(x->batch);
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
 			if (x->rows >= XLSX_MAX_ROWS)
@@ -404,6 +460,8 @@ write_rows(Xlsx *x, Portal portal, int64 limit, int *ncols_total)
 			}
 			write_row(x, SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
 		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(x->batch);
 		left -= SPI_processed;
 		if (SPI_processed < (uint64) want)
 		{
@@ -438,6 +496,8 @@ http_xlsx_portal(EngineReply *reply, Portal portal, int64 limit, const char *she
 	if (close(fd) != 0)
 		ereport(ERROR, (errcode_for_file_access(), errmsg("could not close the spool file: %m")));
 	memset(&x, 0, sizeof(x));
+	x.keep = CurrentMemoryContext;
+	x.batch = AllocSetContextCreate(CurrentMemoryContext, "crm_dashboard xlsx batch", ALLOCSET_DEFAULT_SIZES);
 	/* the header needs the columns: the portal knows them before any fetch */
 	desc = portal->tupDesc;
 	if (desc == NULL)

@@ -1912,7 +1912,7 @@ COMMENT ON FUNCTION crm_dashboard.row_key_sql(regclass) IS 'Private: SQL of a ro
 -- The query of a check: one row (failing rows, up to 20 sample keys), its
 -- values in $1 (text[]); sample says whether it reads a sample.
 CREATE FUNCTION crm_dashboard.check_sql(c crm_dashboard.quality_check, sample boolean,
-                                        OUT sql text, OUT args text[])
+                                        OUT sql text, OUT args text[], OUT guaranteed_by text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -1947,6 +1947,16 @@ BEGIN
         bad := format('%s IS NOT NULL AND NOT EXISTS (SELECT 1 FROM %s r WHERE r.%I = %s)', col,
                       crm_dashboard.model_table(c.crm, c.params->>'model'), c.params->>'column', col);
     WHEN 'unique' THEN
+        -- a valid unique index on the column alone (the primary key) already guarantees it
+        SELECT i.indexrelid::regclass::text INTO guaranteed_by
+          FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attname = c.column_name
+         WHERE i.indrelid = tbl AND i.indisunique AND i.indisvalid AND i.indnkeyatts = 1
+           AND i.indkey[0] = a.attnum AND i.indpred IS NULL AND i.indexprs IS NULL
+         LIMIT 1;
+        IF guaranteed_by IS NOT NULL THEN
+            sql := 'SELECT 0::pg_catalog.int8, ''[]''::pg_catalog.jsonb';
+            RETURN;
+        END IF;
         sql := format('WITH d AS (SELECT %s AS v, pg_catalog.count(*) AS n FROM %s WHERE %s IS NOT NULL '
                       'GROUP BY 1 HAVING pg_catalog.count(*) > 1) '
                       'SELECT coalesce(pg_catalog.sum(n), 0)::bigint, '
@@ -2028,6 +2038,10 @@ BEGIN
                                                 c.params->>'max_age')
                         ELSE format('newest %s is %s, older than %s', c.column_name,
                                     coalesce(r_samples->>0, 'missing'), c.params->>'max_age') END;
+    ELSIF q.guaranteed_by IS NOT NULL THEN
+        passed := true;
+        sampled := false;
+        summary := format('no failing rows: unique index %s guarantees it', q.guaranteed_by);
     ELSE
         passed := r_failing = 0;
         summary := CASE WHEN passed THEN 'no failing rows'

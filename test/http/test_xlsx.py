@@ -143,3 +143,24 @@ def test_xlsx_errors_and_authorisation(api, typed):
     assert "nope" in r.json()["message"] and r.header("Content-Type").startswith("application/json")
     r = export(api, {"crm": "hubspot", "model": "typed", "filter": {"column": "qty", "op": "eq", "value": "x"}})
     assert r.status == 400 and r.json()["code"] == "22P02"
+
+
+def test_values_excel_cannot_hold_stay_text(api, cluster):
+    cluster.sql("""
+        CREATE TABLE ingestion.hubspot_edge (id bigint PRIMARY KEY, big bigint, d date, ts timestamp, f float8, t time);
+        INSERT INTO ingestion.hubspot_edge VALUES
+            (1, 9007199254740993, '1850-01-01', 'infinity', 'NaN', '13:45:30'),
+            (2, -5, 'infinity', '2024-02-29 23:59:59', 1.5, NULL);
+        ANALYZE ingestion.hubspot_edge""")
+    try:
+        ws = workbook(export(api, {"crm": "hubspot", "model": "edge", "sort": "id"}))["edge"]
+        assert ws.cell(2, 1).value == 1
+        assert ws.cell(2, 2).value == "9007199254740993" and ws.cell(2, 2).data_type == "s"
+        assert ws.cell(2, 3).value == "1850-01-01" and ws.cell(2, 4).value == "infinity"
+        assert ws.cell(2, 5).value == "NaN"
+        assert ws.cell(2, 6).value == datetime.time(13, 45, 30)
+        assert ws.cell(3, 2).value == -5 and ws.cell(3, 3).value == "infinity"
+        assert ws.cell(3, 4).value == datetime.datetime(2024, 2, 29, 23, 59, 59)
+        assert ws.cell(3, 5).value == 1.5 and ws.cell(3, 6).value is None
+    finally:
+        cluster.sql("DROP TABLE ingestion.hubspot_edge")
