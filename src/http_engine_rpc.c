@@ -446,7 +446,7 @@ reply_export(EngineReply *reply, RpcCall *call, int n, Datum *params, char *null
 		http_xlsx_portal(reply, portal, call->q.limit, model ? model : "rows");
 	else
 	{
-		HttpCsv    *csv = http_csv_open(reply, engine_csv_neutralizes());
+		HttpCsv    *csv = http_csv_open(reply, http_csv_neutralizes());
 
 		http_csv_portal(csv, portal, call->q.limit);
 		http_csv_close(csv);

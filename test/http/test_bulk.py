@@ -6,7 +6,7 @@ import pytest
 @pytest.fixture
 def genius_command(cluster):
     cluster.sql("INSERT INTO crm_dashboard.sync_command (crm, model, argv) VALUES ('genius', 'lead', %s)",
-                (["/bin/sh", "-c", "sleep 30", "sync"],))
+                (["/bin/sh", "-c", "exec /bin/sleep 30", "sync"],))
     yield
     cluster.sql("DELETE FROM crm_dashboard.sync_command WHERE crm = 'genius'")
 
