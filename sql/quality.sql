@@ -137,6 +137,7 @@ SELECT crm_api.add_check('leadconduit', 'lead', 'Bad Name', 'not_null', 'id');
 SELECT crm_api.add_check('leadconduit', 'lead', 'a', 'not_null', 'id', severity => 'fatal');
 SELECT crm_api.add_check('leadconduit', 'lead', 'email_present', 'not_null', 'id');
 SELECT crm_api.drop_check(-1);
+SELECT crm_api.drop_check(NULL);
 -- dropping a check drops its results
 SELECT crm_api.drop_check(id) FROM crm_api.quality_checks WHERE name = 'email_unique';
 RESET ROLE;

@@ -2177,9 +2177,13 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF id IS NULL THEN
+        RAISE EXCEPTION 'id must not be null' USING ERRCODE = 'null_value_not_allowed',
+            HINT = 'crm_api.quality_checks lists the checks and their ids.';
+    END IF;
     DELETE FROM crm_dashboard.quality_check c WHERE c.id = drop_check.id;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'no check has id %', id USING ERRCODE = 'no_data_found',
+        RAISE EXCEPTION 'no check has id %', id USING ERRCODE = 'undefined_object',
             HINT = 'crm_api.quality_checks lists the checks.';
     END IF;
 END
