@@ -1,6 +1,6 @@
 -- Retention: the policy, and batches that keep exactly what it says.
 SET timezone = 'UTC';
-CREATE SCHEMA ingestion;
+CREATE SCHEMA IF NOT EXISTS ingestion;  -- (an earlier test may leave it)
 CREATE TABLE ingestion.hubspot_contact (id integer);
 CREATE TABLE ingestion.hubspot_deal (id integer);
 CREATE TABLE ingestion.genius_lead (id integer);

@@ -15,6 +15,7 @@
 #include "crm_dashboard.h"
 #include "http.h"
 #include "launcher.h"
+#include "paging.h"
 
 PG_MODULE_MAGIC;
 
@@ -29,6 +30,8 @@ _PG_init(void)
 	if (IsBinaryUpgrade)
 		return;
 	DiscoveryInit();
+	PagingInit();
+	QualityInit();
 	AuthInit();
 	AnnounceInit();
 	LauncherInit();
