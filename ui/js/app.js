@@ -11,6 +11,8 @@ route('/crm/:crm/:model', () => import('./pages/model.js'));
 route('/history', () => import('./pages/history.js'));
 route('/history/:id', () => import('./pages/run.js'));
 route('/schedules', () => import('./pages/schedules.js'));
+route('/analytics', () => import('./pages/analytics.js'));
+route('/failures', () => import('./pages/failures.js'));
 
 const topbar = document.getElementById('topbar');
 const liveState = document.getElementById('live-state');
@@ -46,7 +48,7 @@ live.onState((state) => {
 window.addEventListener('routechange', (e) => {
 	paintFrame();
 	const path = e.detail.path;
-	const section = path.startsWith('/history') ? 'history' : path.startsWith('/schedules') ? 'schedules' : 'overview';
+	const section = ['history', 'schedules', 'analytics', 'failures'].find((n) => path.startsWith(`/${n}`)) || 'overview';
 	for (const a of topbar.querySelectorAll('[data-nav]')) {
 		if (a.dataset.nav === section) a.setAttribute('aria-current', 'page');
 		else a.removeAttribute('aria-current');
