@@ -72,6 +72,7 @@ typedef struct PreparedStatement
 {
 	uint32		hash;
 	char	   *sql;
+	bool		failed;			/* its preparation did not happen: prepare again */
 } PreparedStatement;
 
 typedef struct PoolConn
@@ -84,6 +85,7 @@ typedef struct PoolConn
 	PoolJob    *job;
 	int			nitems;			/* what the batch on the wire asked for, in order */
 	bool		item_is_prepare[2 * POOL_MAX_STATEMENTS];
+	int			item_slot[2 * POOL_MAX_STATEMENTS];	/* a preparation's prepared[] index */
 	int			item;			/* the item whose results come now */
 	bool		synced;			/* the batch's sync result arrived */
 	int			prepared_count;
@@ -291,19 +293,26 @@ continue_connect(PoolConn *c)
 
 /* The name of sql's prepared statement on c, preparing it in this batch if new; NULL: run unnamed. */
 static const char *
-statement_name(PoolConn *c, const char *sql, int nparams, bool *prepare_now)
+statement_name(PoolConn *c, const char *sql, int nparams, bool *prepare_now, int *slot)
 {
 	uint32		hash = hash_bytes((const unsigned char *) sql, strlen(sql));
 
 	*prepare_now = false;
 	for (int i = 0; i < c->prepared_count; i++)
 		if (c->prepared[i].hash == hash && strcmp(c->prepared[i].sql, sql) == 0)
+		{
+			*prepare_now = c->prepared[i].failed;
+			c->prepared[i].failed = false;
+			*slot = i;
 			return psprintf("crm_dashboard_%d", i);
+		}
 	if (c->prepared_count == POOL_MAX_PREPARED)
 		return NULL;
 	c->prepared[c->prepared_count].hash = hash;
 	c->prepared[c->prepared_count].sql = MemoryContextStrdup(pool_cxt, sql);
+	c->prepared[c->prepared_count].failed = false;
 	*prepare_now = true;
+	*slot = c->prepared_count;
 	return psprintf("crm_dashboard_%d", c->prepared_count++);
 }
 
@@ -312,7 +321,8 @@ static bool
 send_statement(PoolConn *c, const PoolStatement *st)
 {
 	bool		prepare_now;
-	const char *name = st->prepare ? statement_name(c, st->sql, st->nparams, &prepare_now) : NULL;
+	int			slot;
+	const char *name = st->prepare ? statement_name(c, st->sql, st->nparams, &prepare_now, &slot) : NULL;
 
 	if (name == NULL)
 		return PQsendQueryParams(c->pg, st->sql, st->nparams, NULL, st->values, NULL, NULL, 0) == 1;
@@ -320,6 +330,7 @@ send_statement(PoolConn *c, const PoolStatement *st)
 	{
 		if (PQsendPrepare(c->pg, name, st->sql, st->nparams, NULL) != 1)
 			return false;
+		c->item_slot[c->nitems] = slot;
 		c->item_is_prepare[c->nitems++] = true; /* its result comes back like a query's */
 	}
 	return PQsendQueryPrepared(c->pg, name, st->nparams, st->values, NULL, NULL, 0) == 1;
@@ -452,6 +463,14 @@ take_result(PoolConn *c, PGresult *res)
 		return;
 	}
 	status = PQresultStatus(res);
+	/*
+	 * A preparation skipped because an earlier statement of the batch failed
+	 * (or was cancelled) never happened: the next use must prepare again, or
+	 * it would name a statement the server does not have.
+	 */
+	if (c->item < c->nitems && c->item_is_prepare[c->item] &&
+		status != PGRES_COMMAND_OK && status != PGRES_PIPELINE_SYNC)
+		c->prepared[c->item_slot[c->item]].failed = true;
 	if (status == PGRES_PIPELINE_SYNC)
 		c->synced = true;
 	else if (status == PGRES_FATAL_ERROR && job)

@@ -276,6 +276,23 @@ def test_a_reloaded_request_timeout_applies_to_the_next_requests(pool_cluster, p
         raise AssertionError("the default time limit did not come back")
 
 
+def test_a_connection_whose_preparation_failed_prepares_again(pool_cluster, papi):
+    """A preparation that fails (here: the function is missing; in life, a cancel that lands
+    during it) must not leave the pool believing the statement exists on that connection."""
+    papi.token("vera")
+    pool_cluster.sql("ALTER FUNCTION crm_dashboard.http_serve(text) RENAME TO http_serve_elsewhere")
+    try:
+        # new connections, whose first request prepares the statement and fails to
+        for pid in pool_backends(pool_cluster):
+            pool_cluster.sql("SELECT pg_terminate_backend(%s)", (pid,))
+        failed = [papi.get("/api/crm_sources", user="vera").status for _ in range(20)]
+        assert 200 not in failed, failed
+    finally:
+        pool_cluster.sql("ALTER FUNCTION crm_dashboard.http_serve_elsewhere(text) RENAME TO http_serve")
+    replies = [papi.get("/api/crm_sources", user="vera") for _ in range(40)]
+    assert all(r.status == 200 for r in replies), [(r.status, r.body[:160]) for r in replies if r.status != 200]
+
+
 def session(papi, user):
     r = papi.post("/api/rpc/test_session", user=user)
     assert r.status == 200, r
