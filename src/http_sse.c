@@ -79,9 +79,10 @@ http_sse_init(void)
 static void
 append_event(SseClient *c, uint64 seq, const char *json)
 {
-	const char *line = json;
+	char		name[40];
+	const char *line = announce_event_name(json, name, sizeof(name));
 
-	appendStringInfo(&c->buf, "id: " UINT64_FORMAT "\nevent: sync\n", seq);
+	appendStringInfo(&c->buf, "id: " UINT64_FORMAT "\nevent: %s\n", seq, name);
 	for (;;)
 	{
 		const char *nl = strchr(line, '\n');
