@@ -34,6 +34,7 @@
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "crm_dashboard.h"
@@ -76,24 +77,36 @@ delivery_restore_signals(const sigset_t *saved)
 char *
 delivery_signature(const char *secret, int64 signed_at, const char *body, size_t len)
 {
-	pg_hmac_ctx *ctx = pg_hmac_create(PG_SHA256);
+	static ResourceOwner between_transactions = NULL;
+	ResourceOwner saved = CurrentResourceOwner;
+	pg_hmac_ctx *ctx;
 	uint8		mac[PG_SHA256_DIGEST_LENGTH];
 	char		hex[PG_SHA256_DIGEST_LENGTH * 2 + 1];
 	char	   *prefix = psprintf(INT64_FORMAT ".", signed_at);
+	const char *why = NULL;
 
-	if (ctx == NULL)
-		elog(ERROR, "crm_dashboard: out of memory for HMAC");
-	if (pg_hmac_init(ctx, (const uint8 *) secret, strlen(secret)) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) prefix, strlen(prefix)) < 0 ||
-		pg_hmac_update(ctx, (const uint8 *) body, len) < 0 ||
-		pg_hmac_final(ctx, mac, sizeof(mac)) < 0)
+	/*
+	 * OpenSSL's HMAC contexts are tracked by the current resource owner,
+	 * which the alerts worker has none of between its transactions.
+	 */
+	if (saved == NULL)
 	{
-		const char *why = pg_hmac_error(ctx);
-
-		pg_hmac_free(ctx);
-		elog(ERROR, "crm_dashboard: could not compute a webhook signature: %s", why);
+		if (between_transactions == NULL)
+			between_transactions = ResourceOwnerCreate(NULL, "crm_dashboard webhook signatures");
+		CurrentResourceOwner = between_transactions;
 	}
+	ctx = pg_hmac_create(PG_SHA256);
+	if (ctx == NULL)
+		why = "out of memory";
+	else if (pg_hmac_init(ctx, (const uint8 *) secret, strlen(secret)) < 0 ||
+			 pg_hmac_update(ctx, (const uint8 *) prefix, strlen(prefix)) < 0 ||
+			 pg_hmac_update(ctx, (const uint8 *) body, len) < 0 ||
+			 pg_hmac_final(ctx, mac, sizeof(mac)) < 0)
+		why = pstrdup(pg_hmac_error(ctx));
 	pg_hmac_free(ctx);
+	CurrentResourceOwner = saved;
+	if (why)
+		elog(ERROR, "crm_dashboard: could not compute a webhook signature: %s", why);
 	for (int i = 0; i < PG_SHA256_DIGEST_LENGTH; i++)
 		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
 	return psprintf("t=" INT64_FORMAT ",v1=%s", signed_at, hex);
