@@ -14,7 +14,7 @@ OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 # read all of those), alerts and their delivery, authentication, the HTTP surface and capabilities.
 EXTENSION_PARTS = src/schema.sql src/discovery.sql src/paging.sql \
                   src/sync_request.sql src/launcher.sql src/announce.sql src/schedules.sql \
-                  src/history.sql src/alerts.sql src/delivery.sql src/auth.sql src/http.sql src/capabilities.sql
+                  src/history.sql src/alerts.sql src/delivery.sql src/metrics.sql src/auth.sql src/http.sql src/capabilities.sql
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA       = $(wildcard updates/$(EXTENSION)--*--*.sql)
 

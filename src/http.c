@@ -31,6 +31,7 @@
 #include "utils/memutils.h"
 
 #include "http.h"
+#include "http_metrics.h"
 #include "http_engine.h"
 #include "http_pool.h"
 #include "http_query_parse.h"
@@ -205,6 +206,7 @@ HttpInit(void)
 	define_browser_settings();
 	pool_define_settings();
 	engine_init();
+	http_metrics_init();
 	if (process_shared_preload_libraries_in_progress && http_port > 0)
 		register_workers();
 }
@@ -391,6 +393,7 @@ HttpWorkerMain(Datum main_arg)
 	d = http_start_daemon();
 	set = http_wait_set(d);
 	http_sse_init();
+	http_metrics_attach(DatumGetInt32(main_arg));
 	elog(LOG, "crm_dashboard http worker %d listening on %s port %d",
 		 DatumGetInt32(main_arg) + 1, http_listen, http_port);
 

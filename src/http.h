@@ -21,6 +21,8 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
+
 #include <sys/stat.h>
 #include <microhttpd.h>
 
@@ -103,6 +105,10 @@ struct HttpRequest
 	bool		client_gone;	/* the client hung up while the job ran */
 
 	HttpReply	reply;
+
+	/* what GET /metrics counts of it */
+	TimestampTz started_at;
+	int			metric_route;	/* an HttpRoute */
 	struct MHD_Response *stream;	/* a prepared callback response (SSE) */
 	void	   *sse;			/* SSE client state, if any */
 };

@@ -15,6 +15,7 @@
 #include "utils/memutils.h"
 
 #include "http.h"
+#include "http_metrics.h"
 
 /* What the query string's arguments add up to. */
 typedef struct ArgSummary
@@ -78,6 +79,8 @@ http_dispatch(HttpRequest *req)
 		return;
 	if (strcmp(req->url, "/api") == 0 || strncmp(req->url, "/api/", 5) == 0)
 		http_api_dispatch(req, req->url[4] ? req->url + 5 : "");
+	else if (strcmp(req->url, "/metrics") == 0)
+		http_metrics_dispatch(req);
 	else if (req->read_only)
 		http_serve_static(req);
 	else

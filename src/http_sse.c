@@ -32,6 +32,7 @@
 #include "auth_jwt.h"
 #include "crm_dashboard.h"
 #include "http.h"
+#include "http_metrics.h"
 #include "http_pool.h"
 
 #define SSE_HEARTBEAT_MS (15 * 1000)
@@ -253,6 +254,7 @@ http_sse_open(HttpRequest *req)
 	appendStringInfoString(&c->buf, "retry: 3000\n\n");
 	replay(c, last);
 	dlist_push_tail(&clients, &c->node);
+	http_metrics_sse(1);
 	req->sse = c;
 	req->stream = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK_SIZE,
 													sse_reader, c, NULL);
@@ -278,6 +280,7 @@ http_sse_forget(HttpRequest *req)
 	if (c == NULL)
 		return;
 	dlist_delete(&c->node);
+	http_metrics_sse(-1);
 	pfree(c->buf.data);
 	if (c->username)
 	{

@@ -20,6 +20,10 @@ CLUSTER_PORT = suite_port(24500)
 HTTP_PORT = suite_port(24501)
 SMTP_PORT = suite_port(24502)
 CLOSED_PORT = suite_port(24503)
+WEB_PORT = suite_port(24504)
+JWT_SECRET = "alerts-test-secret-0123456789abcdef-0123"
+METRICS_TOKEN = "metrics-scraper-token-0123456789"
+PASSWORDS = {"ada": "ada-password", "otto": "otto-password", "vera": "vera-password"}
 
 SETTINGS = {
     "shared_preload_libraries": "'crm_dashboard'",
@@ -31,6 +35,10 @@ SETTINGS = {
     "crm_dashboard.delivery_timeout": "4",
     "crm_dashboard.delivery_connect_timeout": "2",
     "restart_after_crash": "on",
+    "crm_dashboard.http_port": str(WEB_PORT),
+    "crm_dashboard.http_workers": "2",
+    "crm_dashboard.jwt_secret": f"'{JWT_SECRET}'",
+    "crm_dashboard.metrics_token": f"'{METRICS_TOKEN}'",
 }
 
 FIXTURE_SQL = """
@@ -38,6 +46,9 @@ CREATE EXTENSION crm_dashboard;
 CREATE SCHEMA IF NOT EXISTS ingestion;
 CREATE ROLE alerts_operator LOGIN IN ROLE crm_dashboard_operator;
 CREATE ROLE alerts_viewer LOGIN IN ROLE crm_dashboard_viewer;
+SELECT crm_api.create_user('ada', 'ada-password', 'admin');
+SELECT crm_api.create_user('otto', 'otto-password', 'operator');
+SELECT crm_api.create_user('vera', 'vera-password', 'viewer');
 """
 
 
