@@ -13,6 +13,8 @@
  */
 #include "postgres.h"
 
+#include <sys/select.h>
+
 #include "access/xact.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -32,8 +34,8 @@
 #include "delivery.h"
 #include "launcher.h"
 
-/* How long libcurl may wait for sockets before the worker looks at its latch. */
-#define DELIVERY_POLL_MS 20
+/* How soon to look again at transfers that have no socket yet (resolving a name). */
+#define DELIVERY_POLL_MS 10
 /* The longest sleep with nothing due: the periodic checks (alerts_tick) run this often anyway. */
 #define DELIVERY_IDLE_MS 30000
 
@@ -273,9 +275,63 @@ start_transfers(CURLM *multi, List *claimed, List *inflight, List **failed, Memo
 	return inflight;
 }
 
+/*
+ * Wait for any socket of the transfers in flight, libcurl's own timeout,
+ * the latch (new notifications), or at most max_ms.  Returns whether the
+ * latch was set.  The sockets go into a WaitEventSet beside the latch, so
+ * that a commit wakes the worker at once even while an endpoint hangs.
+ */
+static bool
+wait_for_transfers(CURLM *multi, long max_ms)
+{
+	fd_set		rd,
+				wr,
+				ex;
+	int			maxfd = -1;
+	long		timeout = -1;
+	WaitEventSet *set;
+	WaitEvent	events[8];
+	int			n;
+	int			nsockets = 0;
+	bool		latch = false;
+
+	FD_ZERO(&rd);
+	FD_ZERO(&wr);
+	FD_ZERO(&ex);
+	(void) curl_multi_fdset(multi, &rd, &wr, &ex, &maxfd);
+	(void) curl_multi_timeout(multi, &timeout);
+	if (timeout < 0 || timeout > max_ms)
+		timeout = max_ms;
+	/* no socket yet (a name being resolved): look again soon */
+	if (maxfd < 0 && timeout > DELIVERY_POLL_MS)
+		timeout = DELIVERY_POLL_MS;
+	for (int fd = 0; fd <= maxfd; fd++)
+		if (FD_ISSET(fd, &rd) || FD_ISSET(fd, &wr))
+			nsockets++;
+	set = CreateWaitEventSet(CurrentMemoryContext, 2 + nsockets);
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	for (int fd = 0; fd <= maxfd; fd++)
+	{
+		uint32		ev = (FD_ISSET(fd, &rd) ? WL_SOCKET_READABLE : 0) | (FD_ISSET(fd, &wr) ? WL_SOCKET_WRITEABLE : 0);
+
+		if (ev)
+			AddWaitEventToSet(set, ev, fd, NULL, NULL);
+	}
+	n = WaitEventSetWait(set, timeout, events, lengthof(events), PG_WAIT_EXTENSION);
+	for (int i = 0; i < n; i++)
+		if (events[i].events & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			latch = true;
+		}
+	FreeWaitEventSet(set);
+	return latch;
+}
+
 /* Let libcurl work; move the transfers that finished from *inflight to the returned list. */
 static List *
-run_transfers(CURLM *multi, List **inflight, int poll_ms)
+run_transfers(CURLM *multi, List **inflight)
 {
 	List	   *finished = NIL;
 	CURLMsg    *msg;
@@ -285,7 +341,6 @@ run_transfers(CURLM *multi, List **inflight, int poll_ms)
 
 	/* resolver threads start inside libcurl: keep signals off them */
 	delivery_block_signals(&saved);
-	(void) curl_multi_poll(multi, NULL, 0, poll_ms, NULL);
 	(void) curl_multi_perform(multi, &running);
 	delivery_restore_signals(&saved);
 	while ((msg = curl_multi_info_read(multi, &left)) != NULL)
@@ -364,6 +419,15 @@ crm_delivery_main(Datum arg)
 				inflight = start_transfers(multi, round.claimed, inflight, &finished, transfer_cxt);
 				MemoryContextSwitchTo(loop_cxt);
 				next_due = round.next_due;
+
+				/*
+				 * What is due and was not claimed waits for a transfer of its
+				 * channel to finish (the per-channel limit, or an earlier
+				 * notice of its alert): a finished transfer starts a round
+				 * anyway, so do not spin on it.
+				 */
+				if (next_due != 0 && next_due <= GetCurrentTimestamp())
+					next_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
 				if (round.tick)
 					tick_at = TimestampTzPlusMilliseconds(now, DELIVERY_IDLE_MS);
 				/* a full claim may have left more that is due */
@@ -381,17 +445,18 @@ crm_delivery_main(Datum arg)
 		if (inflight != NIL)
 		{
 			List	   *done;
+			TimestampTz until = tick_at;
 
+			if (next_due != 0 && next_due < until)
+				until = next_due;
+			if (!work && finished == NIL &&
+				wait_for_transfers(multi, Max(0, (until - GetCurrentTimestamp() + 999) / 1000)))
+				work = true;
 			MemoryContextSwitchTo(transfer_cxt);
-			done = run_transfers(multi, &inflight, DELIVERY_POLL_MS);
+			done = run_transfers(multi, &inflight);
 			finished = list_concat(finished, done);
 			list_free(done);
 			MemoryContextSwitchTo(loop_cxt);
-			if (MyLatch->is_set)
-			{
-				ResetLatch(MyLatch);
-				work = true;
-			}
 		}
 		else if (finished == NIL && !work)
 		{

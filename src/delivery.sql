@@ -239,6 +239,8 @@ BEGIN
           FROM crm_dashboard.alert_notification n
           JOIN crm_dashboard.alert_channel c ON c.id = n.channel_id AND c.enabled
          WHERE n.status = 'pending' AND n.next_attempt_at <= now() AND (n.lease_until IS NULL OR n.lease_until <= now())
+           -- a channel at its limit (one that hangs) costs nothing more here
+           AND NOT EXISTS (SELECT 1 FROM inflight i WHERE i.channel_id = n.channel_id AND i.busy >= delivery_claim.per_channel)
            AND NOT EXISTS (SELECT 1 FROM crm_dashboard.alert_notification e
                             WHERE e.alert_id = n.alert_id AND e.channel_id = n.channel_id AND e.id < n.id
                               AND e.status = 'pending')

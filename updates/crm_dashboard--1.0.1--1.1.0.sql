@@ -1440,9 +1440,9 @@ COMMENT ON FUNCTION crm_dashboard.http_serve(text) IS
 REVOKE ALL ON FUNCTION crm_dashboard.http_serve(text) FROM PUBLIC;
 
 -- Alerts people actually receive: rules, alerts written in the transaction
--- of the change they report, the outbox and its delivery (src/alerts.sql,
--- src/delivery.sql); emit_event and after_failure hand their changes to the
--- alert rules (src/launcher.sql).
+-- of the change they report, the outbox and its delivery, Prometheus
+-- metrics (src/alerts.sql, src/delivery.sql, src/metrics.sql); emit_event
+-- and after_failure hand their changes to the alert rules (src/launcher.sql).
 
 -- src/launcher.sql: the changed functions
 CREATE OR REPLACE FUNCTION crm_dashboard.emit_event(kind text, crm text, model text, run_id bigint,
@@ -3000,6 +3000,8 @@ BEGIN
           FROM crm_dashboard.alert_notification n
           JOIN crm_dashboard.alert_channel c ON c.id = n.channel_id AND c.enabled
          WHERE n.status = 'pending' AND n.next_attempt_at <= now() AND (n.lease_until IS NULL OR n.lease_until <= now())
+           -- a channel at its limit (one that hangs) costs nothing more here
+           AND NOT EXISTS (SELECT 1 FROM inflight i WHERE i.channel_id = n.channel_id AND i.busy >= delivery_claim.per_channel)
            AND NOT EXISTS (SELECT 1 FROM crm_dashboard.alert_notification e
                             WHERE e.alert_id = n.alert_id AND e.channel_id = n.channel_id AND e.id < n.id
                               AND e.status = 'pending')
