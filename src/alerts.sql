@@ -923,6 +923,13 @@ CREATE VIEW crm_api.alert_history AS
 COMMENT ON VIEW crm_api.alerts IS
     'Every alert, newest first: status (open, acknowledged, snoozed, resolved), severity, rule, model, title and message of the latest occurrence, first and last seen, occurrences, who acknowledged or snoozed it, how it resolved, its notifications by status.';
 COMMENT ON VIEW crm_api.open_alerts IS 'The alerts not resolved (open, acknowledged or snoozed), newest first.';
+CREATE VIEW crm_api.alert_watches AS
+    SELECT w ->> 'watch' AS watch, w ->> 'label' AS label, w ->> 'help' AS help, w -> 'params' AS params
+      FROM jsonb_array_elements(crm_dashboard.alert_watches()) WITH ORDINALITY AS x(w, o)
+     ORDER BY x.o;
+COMMENT ON VIEW crm_api.alert_watches IS
+    'What an alert rule can watch, in words, with its parameters (name, type, default, range, help): the web UI builds its rule form from it.';
+
 COMMENT ON VIEW crm_api.alert_summary IS
     'One row: open, acknowledged and snoozed alerts, open ones by severity, resolved in the last day, failing channels (the bell of the web UI).';
 COMMENT ON VIEW crm_api.alert_counts IS
@@ -1256,4 +1263,6 @@ GRANT EXECUTE ON FUNCTION crm_api.create_alert_rule(text, text, text, text, json
     crm_api.update_alert_rule(bigint, text, jsonb, text[], text, interval, boolean),
     crm_api.delete_alert_rule(bigint) TO crm_dashboard_admin;
 GRANT SELECT ON crm_api.alerts, crm_api.open_alerts, crm_api.alert_summary, crm_api.alert_counts, crm_api.alert_history,
-    crm_api.alert_rules TO crm_dashboard_viewer;
+    crm_api.alert_rules, crm_api.alert_watches TO crm_dashboard_viewer;
+-- the view reads the list as its owner does; viewers need not call it
+GRANT EXECUTE ON FUNCTION crm_dashboard.alert_watches() TO crm_dashboard_viewer;

@@ -3,6 +3,7 @@
 import { session, logout, onSignOut, restoreSession } from './api.js';
 import { route, start, navigate } from './router.js';
 import * as live from './live.js';
+import { mountBell } from './components/alerts.js';
 
 route('/login', () => import('./pages/login.js'));
 route('/', () => import('./pages/overview.js'));
@@ -11,9 +12,13 @@ route('/crm/:crm/:model', () => import('./pages/model.js'));
 route('/history', () => import('./pages/history.js'));
 route('/history/:id', () => import('./pages/run.js'));
 route('/schedules', () => import('./pages/schedules.js'));
+route('/alerts', () => import('./pages/alerts.js'));
+route('/alerts/settings', () => import('./pages/alert-settings.js'));
+route('/alerts/:id', () => import('./pages/alerts.js'));
 
 const topbar = document.getElementById('topbar');
 const liveState = document.getElementById('live-state');
+const refreshBell = mountBell(document.getElementById('bell-slot'));
 const ROLE_NAMES = { crm_dashboard_viewer: 'viewer', crm_dashboard_operator: 'operator', crm_dashboard_admin: 'admin' };
 
 // Show the header for a signed-in user, with their name and role.
@@ -46,12 +51,14 @@ live.onState((state) => {
 window.addEventListener('routechange', (e) => {
 	paintFrame();
 	const path = e.detail.path;
-	const section = path.startsWith('/history') ? 'history' : path.startsWith('/schedules') ? 'schedules' : 'overview';
+	const section = path.startsWith('/history') ? 'history' : path.startsWith('/schedules') ? 'schedules'
+		: path.startsWith('/alerts') ? 'alerts' : 'overview';
 	for (const a of topbar.querySelectorAll('[data-nav]')) {
 		if (a.dataset.nav === section) a.setAttribute('aria-current', 'page');
 		else a.removeAttribute('aria-current');
 	}
 	if (session() && liveState.dataset.state === 'off') live.connect();
+	if (session()) refreshBell();
 });
 
 document.getElementById('logout').addEventListener('click', () => logout());
