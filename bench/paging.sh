@@ -6,7 +6,7 @@
 # fetched by OFFSET as the baseline; and estimated_total vs count_rows.
 # Each figure is the median of several runs in milliseconds.
 #
-# Usage: bench/paging.sh [rows] [runs]   (after test/install-dev)
+# Usage: bench/paging.sh [rows] [runs]   (after scripts/install-dev)
 set -euo pipefail
 ROWS=${1:-2000000}
 RUNS=${2:-7}

@@ -40,10 +40,33 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 
 #include "http_engine.h"
+
+
+static bool csv_neutralize_formulas = true;
+
+/* Define crm_dashboard.csv_neutralize_formulas (called from engine_init). */
+void
+http_csv_init(void)
+{
+	DefineCustomBoolVariable("crm_dashboard.csv_neutralize_formulas",
+							 "Prefix ' to cells of CSV downloads that a spreadsheet would take for a formula.",
+							 "Cells of export_rows downloads beginning with =, +, -, @, tab or carriage return, "
+							 "except in numeric columns (OWASP's advice against CSV injection).  Off writes them "
+							 "as they are.  Other CSV is always exactly COPY's.",
+							 &csv_neutralize_formulas, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
+}
+
+/* Whether downloads neutralise formulas (crm_dashboard.csv_neutralize_formulas). */
+bool
+http_csv_neutralizes(void)
+{
+	return csv_neutralize_formulas;
+}
 
 /* A CSV reply being written. */
 struct HttpCsv

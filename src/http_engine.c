@@ -39,64 +39,15 @@
 #include "auth.h"
 #include "crm_dashboard.h"
 #include "http_engine.h"
-#include "http_error.h"
 
 PG_FUNCTION_INFO_V1(crm_dashboard_http_serve);
-
-static bool csv_neutralize_formulas = true;
 
 /* Define the engine's settings and install its session hook (called from HttpInit). */
 void
 engine_init(void)
 {
 	engine_session_init();
-	DefineCustomBoolVariable("crm_dashboard.csv_neutralize_formulas",
-							 "Prefix ' to cells of CSV downloads that a spreadsheet would take for a formula.",
-							 "Cells of export_rows downloads beginning with =, +, -, @, tab or carriage return, "
-							 "except in numeric columns (OWASP's advice against CSV injection).  Off writes them "
-							 "as they are.  Other CSV is always exactly COPY's.",
-							 &csv_neutralize_formulas, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
-}
-
-/* Whether downloads neutralise formulas (crm_dashboard.csv_neutralize_formulas). */
-bool
-engine_csv_neutralizes(void)
-{
-	return csv_neutralize_formulas;
-}
-
-/* Add a header to the reply. */
-void
-engine_header(EngineReply *reply, const char *name, const char *value)
-{
-	reply->headers = lappend(reply->headers, pstrdup(name));
-	reply->headers = lappend(reply->headers, pstrdup(value));
-}
-
-/* Reply with a JSON document. */
-void
-engine_json(EngineReply *reply, int status, const char *json)
-{
-	http_csv_discard(reply);
-	reply->status = status;
-	reply->content_type = "application/json; charset=utf-8";
-	resetStringInfo(&reply->body);
-	appendStringInfoString(&reply->body, json);
-}
-
-/* Reply with PostgREST's error object. */
-void
-engine_error(EngineReply *reply, int status, const char *code, const char *message,
-			 const char *details, const char *hint)
-{
-	StringInfoData buf;
-	const char *authenticate = http_www_authenticate(status, code);
-
-	initStringInfo(&buf);
-	http_error_json(&buf, code, message, details, hint);
-	engine_json(reply, status, buf.data);
-	if (authenticate)
-		engine_header(reply, "WWW-Authenticate", authenticate);
+	http_csv_init();
 }
 
 /* A string field of the request document, copied, or NULL. */

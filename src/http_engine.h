@@ -79,11 +79,12 @@ typedef struct EngineReply
 
 /* http_engine.c */
 extern void engine_init(void);
+
+/* http_engine_reply.c */
 extern void engine_header(EngineReply *reply, const char *name, const char *value);
 extern void engine_json(EngineReply *reply, int status, const char *json);
 extern void engine_error(EngineReply *reply, int status, const char *code, const char *message,
 						 const char *details, const char *hint);
-extern bool engine_csv_neutralizes(void);
 
 /* http_engine_session.c */
 extern void engine_session_init(void);
@@ -101,6 +102,9 @@ extern void engine_rpc(EngineRequest *req, EngineReply *reply);
 
 /* http_csv.c */
 typedef struct HttpCsv HttpCsv;
+
+extern void http_csv_init(void);
+extern bool http_csv_neutralizes(void);
 
 extern HttpCsv *http_csv_open(EngineReply *reply, bool neutralize);
 extern void http_csv_portal(HttpCsv *csv, Portal portal, int64 limit);

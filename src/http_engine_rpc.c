@@ -430,7 +430,7 @@ reply_export(EngineReply *reply, RpcCall *call, int n, Datum *params, char *null
 
 	if (call->q.offset > 0)
 		SPI_cursor_move(portal, true, (long) call->q.offset);
-	csv = http_csv_open(reply, engine_csv_neutralizes());
+	csv = http_csv_open(reply, http_csv_neutralizes());
 	http_csv_portal(csv, portal, call->q.limit);
 	http_csv_close(csv);
 	SPI_cursor_close(portal);

@@ -140,14 +140,13 @@ add_string(cJSON *doc, const char *key, const char *value)
 		cJSON_AddNullToObject(doc, key);
 }
 
-/* The request document crm_dashboard.http_serve reads (see http_engine.c). */
+/* The request document crm_dashboard.http_serve reads (see http_engine.c), malloc'd by cJSON. */
 static char *
 request_document(HttpRequest *req, const char *route, const char *name, HttpMedia media)
 {
 	static const char *const media_names[] = {"json", "object", "csv"};
 	cJSON	   *doc = cJSON_CreateObject();
 	char	   *text;
-	char	   *copy;
 
 	add_string(doc, "route", route);
 	add_string(doc, "name", name);
@@ -173,9 +172,9 @@ request_document(HttpRequest *req, const char *route, const char *name, HttpMedi
 	}
 	text = cJSON_PrintUnformatted(doc);
 	cJSON_Delete(doc);
-	copy = pstrdup(text);
-	cJSON_free(text);
-	return copy;
+	if (text == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	return text;
 }
 
 /* A reply body from a spool file the engine wrote: open it, unlink it, send it. */
@@ -308,6 +307,8 @@ http_job_start(HttpRequest *req, const char *route, const char *name, HttpMedia 
 	job->timeout_ms = http_request_timeout * 1000;
 	job->label = req->url;
 	pool_job_add(job, SERVE_SQL, 1, serve, true);
+	/* the job has its copy; an event stream's request lives for hours, so keep it small */
+	cJSON_free((char *) serve[0]);
 	req->job = job;
 	req->after = after;
 	MemoryContextSwitchTo(old);

@@ -15,6 +15,19 @@
 #include "http.h"
 #include "http_metrics.h"
 
+/*
+ * An empty StringInfo with a small first buffer: most requests have no body
+ * and many replies are short, while an event stream keeps its request for
+ * as long as the browser tab is open.  It grows as any StringInfo does.
+ */
+static void
+init_small(StringInfo str)
+{
+	str->maxlen = 64;
+	str->data = palloc(str->maxlen);
+	resetStringInfo(str);
+}
+
 /* Start the state of a new request. */
 HttpRequest *
 http_request_new(struct MHD_Connection *conn, const char *url, const char *method)
@@ -34,8 +47,8 @@ http_request_new(struct MHD_Connection *conn, const char *url, const char *metho
 	req->started_at = GetCurrentTimestamp();
 	req->metric_route = http_metrics_route(req->url);
 	req->watched_fd = -1;
-	initStringInfo(&req->reply.body);
-	initStringInfo(&req->body);
+	init_small(&req->reply.body);
+	init_small(&req->body);
 	MemoryContextSwitchTo(old);
 	return req;
 }

@@ -37,7 +37,8 @@
 
 #define SSE_HEARTBEAT_MS (15 * 1000)
 #define SSE_MAX_PENDING (256 * 1024)	/* bytes a client may fall behind */
-#define SSE_BLOCK_SIZE (16 * 1024)
+#define SSE_BLOCK_SIZE (2 * 1024)	/* libmicrohttpd's buffer per stream */
+#define SSE_IDLE_BUFFER 256		/* our buffer per stream when it has nothing to send */
 #define SSE_SOCKET_BUFFER (64 * 1024)	/* kernel send buffer of a stream */
 #define SSE_REPLAY_MAX 4096		/* at least the announcement ring's size */
 #define SSE_TOKEN_CHECK_MS (3 * 1000)	/* how often streams' tokens are re-checked */
@@ -131,6 +132,27 @@ replay(SseClient *c, uint64 last)
 }
 
 /*
+ * Empty the client's buffer, and give back what a burst (a replay after a
+ * reconnect) made it grow to.  Called from libmicrohttpd: never throws.
+ */
+static void
+shrink_buffer(SseClient *c)
+{
+	if (c->buf.maxlen > SSE_IDLE_BUFFER)
+	{
+		char	   *small = MemoryContextAllocExtended(TopMemoryContext, SSE_IDLE_BUFFER, MCXT_ALLOC_NO_OOM);
+
+		if (small != NULL)
+		{
+			pfree(c->buf.data);
+			c->buf.data = small;
+			c->buf.maxlen = SSE_IDLE_BUFFER;
+		}
+	}
+	resetStringInfo(&c->buf);
+}
+
+/*
  * libmicrohttpd asks for more of the stream: hand out buffered bytes, or
  * suspend the connection until http_sse_poll() has something.
  */
@@ -144,7 +166,7 @@ sse_reader(void *cls, uint64_t pos, char *out, size_t max)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
 	if (avail == 0)
 	{
-		resetStringInfo(&c->buf);
+		shrink_buffer(c);
 		c->sent = 0;
 		c->suspended = true;
 		MHD_suspend_connection(c->conn);
@@ -242,13 +264,10 @@ http_sse_open(HttpRequest *req)
 		c->role = MemoryContextStrdup(TopMemoryContext, req->role);
 		c->generation = req->generation;
 	}
-	c->buf.data = NULL;
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		initStringInfo(&c->buf);
-		MemoryContextSwitchTo(old);
-	}
+	/* small at first: most of the time a stream has nothing waiting */
+	c->buf.maxlen = SSE_IDLE_BUFFER;
+	c->buf.data = MemoryContextAlloc(TopMemoryContext, c->buf.maxlen);
+	resetStringInfo(&c->buf);
 	last = announce_last_seq();
 	c->next_seq = first_seq(req, last);
 	appendStringInfoString(&c->buf, "retry: 3000\n\n");

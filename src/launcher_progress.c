@@ -94,9 +94,14 @@ read_counters(const cJSON *json, ProgressEvent *event)
 	{
 		const cJSON *item = cJSON_GetObjectItemCaseSensitive(json, counter_names[c]);
 
-		/* the comparisons are false for NaN too */
+		/*
+		 * The comparisons are false for NaN too.  The bound is strict:
+		 * (double) PROGRESS_COUNTER_MAX rounds up to 2^62, and a number just
+		 * below the maximum may round to it as well, which would convert to
+		 * one more than the maximum.
+		 */
 		if (cJSON_IsNumber(item) && item->valuedouble >= 0 &&
-			item->valuedouble <= (double) PROGRESS_COUNTER_MAX)
+			item->valuedouble < (double) PROGRESS_COUNTER_MAX)
 		{
 			event->counters[c] = (int64_t) item->valuedouble;
 			event->present |= 1u << c;

@@ -393,37 +393,33 @@ load_secrets(Run *run, const char *env_json, ArrayType *names)
 	cJSON_Delete(env);
 }
 
+/* What a queued run needs to be launched, read from its row and registry. */
+typedef struct LaunchSpec
+{
+	SpawnRequest req;
+	int64		parent_id;
+	int			timeout;		/* seconds; 0 for none */
+	int			stall;			/* seconds; 0 for none */
+	char	   *environment;	/* the registry's, as JSON text */
+	ArrayType  *secret_names;	/* or NULL */
+} LaunchSpec;
+
 /*
- * Spawn a claimed run from what start_sync recorded in its configuration.
- * Returns the supervised run, or NULL when it could not start (then failed).
- * Nothing after the fork can fail, so a spawned process is never lost; the
- * caller then marks the run running (runs_mark_running).
+ * Read a queued run's launch spec (false when the row is gone).  The
+ * environment comes from the registry at launch, not from the run's
+ * configuration: it may hold secrets, and viewers can read runs.
  */
-Run *
-runs_launch(int64 id, MemoryContext parent)
+static bool
+read_launch_spec(int64 id, LaunchSpec *spec)
 {
 	Oid			types[1] = {INT8OID};
 	Datum		values[1] = {Int64GetDatum(id)};
 	HeapTuple	tuple;
 	TupleDesc	desc;
 	bool		isnull;
-	SpawnRequest req;
-	int64		parent_id;
+	Datum		datum;
 	char	   *timeout;
-	char	   *error;
-	int			out_fd,
-				err_fd;
-	pid_t		pid;
-	pid_t		supervisor;
-	Datum		secret_names;
-	Datum		stall;
-	bool		transient;
-	Run		   *run;
 
-	/*
-	 * The environment comes from the registry at launch, not from the run's
-	 * configuration: it may hold secrets, and viewers can read runs.
-	 */
 	exec_params("SELECT h.configuration -> 'argv', h.configuration ->> 'working_directory', "
 				"  c.environment::text, h.configuration ->> 'timeout_seconds', h.crm_source, "
 				"  h.sync_type, coalesce(h.parent_id, 0), "
@@ -435,28 +431,55 @@ runs_launch(int64 id, MemoryContext parent)
 				"WHERE h.id = $1",
 				1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed != 1)
-		return NULL;
+		return false;
 	tuple = SPI_tuptable->vals[0];
 	desc = SPI_tuptable->tupdesc;
 
-	req.argv = text_array_to_vector(SPI_getbinval(tuple, desc, 8, &isnull));
-	req.working_directory = SPI_getvalue(tuple, desc, 2);
-	req.envp = build_environment(id, SPI_getvalue(tuple, desc, 5), SPI_getvalue(tuple, desc, 6),
-								 SPI_getvalue(tuple, desc, 3));
+	spec->req.argv = text_array_to_vector(SPI_getbinval(tuple, desc, 8, &isnull));
+	spec->req.working_directory = SPI_getvalue(tuple, desc, 2);
+	spec->environment = SPI_getvalue(tuple, desc, 3);
+	spec->req.envp = build_environment(id, SPI_getvalue(tuple, desc, 5), SPI_getvalue(tuple, desc, 6),
+									   spec->environment);
 	timeout = SPI_getvalue(tuple, desc, 4);
-	parent_id = DatumGetInt64(SPI_getbinval(tuple, desc, 7, &isnull));
-	if (req.argv[0] == NULL)
+	spec->timeout = timeout ? atoi(timeout) : 0;
+	spec->parent_id = DatumGetInt64(SPI_getbinval(tuple, desc, 7, &isnull));
+	datum = SPI_getbinval(tuple, desc, 10, &isnull);
+	spec->stall = isnull ? 0 : DatumGetInt32(datum);
+	datum = SPI_getbinval(tuple, desc, 9, &isnull);
+	spec->secret_names = isnull ? NULL : DatumGetArrayTypeP(datum);
+	return true;
+}
+
+/*
+ * Spawn a claimed run from what start_sync recorded in its configuration.
+ * Returns the supervised run, or NULL when it could not start (then failed).
+ * Nothing after the fork can fail, so a spawned process is never lost; the
+ * caller then marks the run running (runs_mark_running).
+ */
+Run *
+runs_launch(int64 id, MemoryContext parent)
+{
+	LaunchSpec	spec;
+	char	   *error;
+	int			out_fd,
+				err_fd;
+	pid_t		pid;
+	pid_t		supervisor;
+	bool		transient;
+	Run		   *run;
+
+	if (!read_launch_spec(id, &spec))
+		return NULL;
+	if (spec.req.argv[0] == NULL)
 	{
 		fail_launch(id, "the recorded argv is empty", false);
 		return NULL;
 	}
 
-	stall = SPI_getbinval(tuple, desc, 10, &isnull);
-	run = new_run(id, parent_id, timeout ? atoi(timeout) : 0, isnull ? 0 : DatumGetInt32(stall), parent);
-	secret_names = SPI_getbinval(tuple, desc, 9, &isnull);
-	load_secrets(run, SPI_getvalue(tuple, desc, 3), isnull ? NULL : DatumGetArrayTypeP(secret_names));
+	run = new_run(id, spec.parent_id, spec.timeout, spec.stall, parent);
+	load_secrets(run, spec.environment, spec.secret_names);
 	run_streams_init(run, -1, -1);
-	pid = launcher_spawn(id, &req, &out_fd, &err_fd, &supervisor, &error, &transient);
+	pid = launcher_spawn(id, &spec.req, &out_fd, &err_fd, &supervisor, &error, &transient);
 	if (pid < 0)
 	{
 		MemoryContextDelete(run->cxt);

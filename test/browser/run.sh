@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Browser tests of the web UI: a preloaded cluster with the demo warehouse and
 # two users, then Playwright (playwright-core) drives Debian's Chromium through
-# node --test.  Run after test/install-dev.  Screenshots go to screenshots/.
+# node --test.  Run after scripts/install-dev.  Screenshots go to screenshots/.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"

@@ -255,6 +255,27 @@ def test_the_statement_time_limit_is_the_request_timeout(pool_cluster, papi):
     assert not running_sleeps(pool_cluster)
 
 
+def test_a_reloaded_request_timeout_applies_to_the_next_requests(pool_cluster, papi):
+    pool_cluster.sql("ALTER SYSTEM SET crm_dashboard.http_request_timeout = 1")
+    pool_cluster.sql("SELECT pg_reload_conf()")
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            r = papi.post("/api/rpc/test_sleep", {"seconds": 2}, user="vera")
+            if r.status != 200:
+                break
+        assert r.json()["code"] == "57014", r
+    finally:
+        pool_cluster.sql("ALTER SYSTEM RESET crm_dashboard.http_request_timeout")
+        pool_cluster.sql("SELECT pg_reload_conf()")
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if papi.post("/api/rpc/test_sleep", {"seconds": 2}, user="vera").status == 200:
+            break
+    else:
+        raise AssertionError("the default time limit did not come back")
+
+
 def session(papi, user):
     r = papi.post("/api/rpc/test_session", user=user)
     assert r.status == 200, r
@@ -340,3 +361,46 @@ def test_kill_9_of_a_pool_backend_is_survived(pool_cluster, papi):
             pass
         time.sleep(0.5)
     assert status == 200
+
+
+def test_thousands_of_event_streams_are_held_and_all_get_each_event(pool_cluster, papi):
+    """More streams than the soft limit of open files a server usually starts with (1024)."""
+    import resource
+    import selectors
+    n = 1500
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n + 200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 500), hard))
+    token = papi.token("vera")
+    sel = selectors.DefaultSelector()
+    streams = []
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", HTTP_PORT), timeout=30)
+            s.sendall(raw_request("GET", "/api/events", token))
+            streams.append(s)
+        for s in streams:
+            head = b""
+            while b"retry:" not in head:
+                chunk = s.recv(4096)
+                assert chunk, "a stream was closed"
+                head += chunk
+            assert head.startswith(b"HTTP/1.1 200"), head[:100]
+            s.setblocking(False)
+            sel.register(s, selectors.EVENT_READ, bytearray())
+        run = pool_cluster.sql("INSERT INTO crm_dashboard.sync_history (crm_source, sync_type, status) "
+                               "VALUES ('genius', 'lead', 'running') RETURNING id")[0][0]
+        marker = f'"id":{run},'.encode()
+        waiting = set(streams)
+        deadline = time.time() + 30
+        while waiting and time.time() < deadline:
+            for key, _ in sel.select(timeout=1):
+                key.data.extend(key.fileobj.recv(65536))
+                if marker in key.data:
+                    waiting.discard(key.fileobj)
+        assert not waiting, f"{len(waiting)} of {n} streams did not get the event"
+        # and the server still answers everything else
+        assert papi.get("/api/crm_sources", user="vera").status == 200
+    finally:
+        for s in streams:
+            s.close()

@@ -92,7 +92,7 @@ def events(stdout):
 
 @pytest.fixture(scope="session")
 def demo():
-    assert os.access(SIMULATOR, os.X_OK), f"{SIMULATOR} is not installed: run test/install-dev"
+    assert os.access(SIMULATOR, os.X_OK), f"{SIMULATOR} is not installed: run make -C demo install"
     # Not preloaded: the demo and the simulator need no background workers.
     cluster = Cluster("simulator", suite_port(24412)).init().start()
     try:

@@ -87,12 +87,15 @@ COMPARED_READS = [
 def cluster():
     # The released scripts are installed for the test only (and removed
     # again): the package ships the current script and the upgrade scripts.
+    # A file of that name already there (left by an older build of a
+    # development tree) may not be the release: set it aside meanwhile.
     installed_here = []
     for version in RELEASES:
         path = os.path.join(EXTENSION_DIR, f"crm_dashboard--{version}.sql")
-        if not os.path.exists(path):
-            shutil.copy(os.path.join(HERE, f"crm_dashboard--{version}.sql"), path)
-            installed_here.append(path)
+        if os.path.exists(path):
+            os.replace(path, path + ".before-upgrade-test")
+        shutil.copy(os.path.join(HERE, f"crm_dashboard--{version}.sql"), path)
+        installed_here.append(path)
     c = Cluster("upgrade", suite_port(24471), SETTINGS).init().start()
     try:
         for version in RELEASES:
@@ -109,6 +112,8 @@ def cluster():
         c.stop("fast", check=False)
         for path in installed_here:
             os.remove(path)
+            if os.path.exists(path + ".before-upgrade-test"):
+                os.replace(path + ".before-upgrade-test", path)
 
 
 def upgraded(version):
