@@ -230,6 +230,22 @@ SELECT crm_dashboard.slack_message('{"id": "00000000-0000-0000-0000-000000000000
               "first_seen": "2026-01-01T00:00:00Z", "last_seen": "2026-01-01T00:00:00Z"}}')::json ->> 'text';
 SELECT crm_dashboard.mail_header_value(E'Subject\r\nBcc: x@evil.example'), crm_dashboard.mail_header_value('Café');
 
+-- Metrics in the Prometheus text format: label values escaped, every family typed.
+SELECT crm_dashboard.prom_label(E'a"b\\c\nd');
+SELECT crm_dashboard.prom_family('x_total', 'counter', 'Things.', '[{"labels": {"b": "2", "a": "1"}, "value": 2}, {"labels": {}, "value": 3}]');
+SELECT line FROM regexp_split_to_table(crm_dashboard.metrics_text(), E'\n') line WHERE line LIKE '# TYPE %';
+SELECT line FROM regexp_split_to_table(crm_dashboard.metrics_text(), E'\n') line
+ WHERE line ~ '^crm_dashboard_alerts_open\{severity="critical"' OR line ~ '^crm_dashboard_runs_total\{crm="arrivy",model="crew"';
+SET ROLE alert_viewer;
+SELECT length(crm_dashboard.metrics_text()) > 0 AS viewers_read_metrics;
+SELECT watch, label FROM crm_api.alert_watches;
+RESET ROLE;
+CREATE ROLE alert_stranger;
+SET ROLE alert_stranger;
+SELECT crm_dashboard.metrics_text();
+RESET ROLE;
+DROP ROLE alert_stranger;
+
 -- Clean up: nothing of this test reaches the others.
 SET ROLE alert_admin;
 SELECT count(crm_api.delete_alert_rule(id)) FROM crm_api.alert_rules;

@@ -204,3 +204,34 @@ def test_secrets_stay_out_of_errors_and_logs(alerts, cluster):
             cluster.sql("SELECT url FROM crm_api.alert_channel_settings", user=role)
         targets = cluster.sql("SELECT target FROM crm_api.alert_channels WHERE name = %s", (channel,), user=role)
         assert targets == [(f"http://127.0.0.1:{CLOSED_PORT}",)]
+
+
+def test_reminders_after_renotify_and_when_a_snooze_ends(alerts, receiver, cluster):
+    model = alerts.model()
+    channel, _ = alerts.webhook("/remind")
+    rule_id = alerts.rule(model, [channel])
+    cluster.sql("SELECT crm_api.update_alert_rule(%s, renotify_after => '1 hour')", (rule_id,))
+    alerts.run(model)
+    receiver.wait("/remind")
+    # a repeat within renotify_after: counted, not notified
+    alerts.run(model)
+    [(alert_id, occurrences)] = cluster.sql("SELECT id, occurrences FROM crm_api.alerts WHERE rule_id = %s", (rule_id,))
+    assert occurrences == 2
+    assert [e for _, e, *_ in alerts.notifications(channel)] == ["firing"]
+    # an hour later (as if): the next repeat reminds
+    cluster.sql("UPDATE crm_dashboard.alert SET last_notified_at = now() - interval '61 minutes' WHERE id = %s", (alert_id,))
+    alerts.run(model)
+    reqs = receiver.wait("/remind", 2)
+    assert json.loads(reqs[1]["body"])["type"] == "alert.reminder"
+    # snoozed: repeats stay quiet; when the snooze ends, the periodic check reminds
+    cluster.sql("SELECT crm_api.snooze_alert(%s, now() + interval '1 second', 'deploying a fix')", (alert_id,))
+    cluster.sql("UPDATE crm_dashboard.alert SET last_notified_at = now() - interval '61 minutes' WHERE id = %s", (alert_id,))
+    alerts.run(model)
+    assert len(alerts.notifications(channel)) == 2
+    time.sleep(1.2)
+    cluster.sql("SELECT crm_dashboard.alerts_tick()")
+    reqs = receiver.wait("/remind", 3)
+    assert json.loads(reqs[2]["body"])["type"] == "alert.reminder"
+    [(status, action)] = cluster.sql("SELECT a.status, l.action FROM crm_api.alerts a JOIN crm_api.alert_history l "
+                                     "ON l.alert_id = a.id WHERE a.id = %s ORDER BY l.id DESC LIMIT 1", (alert_id,))
+    assert (status, action) == ("open", "unsnoozed")
