@@ -109,6 +109,7 @@ struct HttpRequest
 	/* what GET /metrics counts of it */
 	TimestampTz started_at;
 	int			metric_route;	/* an HttpRoute */
+	bool		on_metrics_port;	/* came to crm_dashboard.metrics_port */
 	struct MHD_Response *stream;	/* a prepared callback response (SSE) */
 	void	   *sse;			/* SSE client state, if any */
 };

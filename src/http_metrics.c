@@ -78,6 +78,8 @@ static const struct config_enum_entry metrics_auth_options[] = {
 static MetricsShared *metrics_shared = NULL;
 static MetricsSlot *my_slot = NULL;
 static int	metrics_auth = METRICS_AUTH_TOKEN;
+int			http_metrics_port = 0;
+char	   *http_metrics_listen = NULL;
 static char *metrics_token = NULL;
 
 PG_FUNCTION_INFO_V1(crm_dashboard_http_metrics_text);
@@ -118,6 +120,15 @@ http_metrics_init(void)
 							   "A Bearer token that reads GET /metrics (for Prometheus), besides administrators' tokens.",
 							   "Empty: only administrators' tokens.  At least 16 characters.",
 							   &metrics_token, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
+	DefineCustomIntVariable("crm_dashboard.metrics_port",
+							"A port of its own for GET /metrics (0: on the HTTP port).",
+							"When set, /metrics is served only there, and the HTTP port answers 404 for it.",
+							&http_metrics_port, 0, 0, 65535,
+							process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("crm_dashboard.metrics_listen",
+							   "Address of crm_dashboard.metrics_port (empty: crm_dashboard.http_listen's).",
+							   NULL, &http_metrics_listen, "",
+							   process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP, 0, NULL, NULL, NULL);
 	if (process_shared_preload_libraries_in_progress)
 		crm_shmem_register("crm_dashboard http metrics", sizeof(MetricsShared), 0,
 						   (void **) &metrics_shared, metrics_shmem_init);

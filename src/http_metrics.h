@@ -24,6 +24,12 @@ typedef enum HttpRoute
 
 struct HttpRequest;
 
+/* The access handler's cls of the daemon on crm_dashboard.metrics_port. */
+#define HTTP_METRICS_DAEMON ((void *) &http_metrics_port)
+
+extern int	http_metrics_port;
+extern char *http_metrics_listen;
+
 extern void http_metrics_init(void);
 extern void http_metrics_attach(int index);
 extern HttpRoute http_metrics_route(const char *url);

@@ -21,6 +21,7 @@ HTTP_PORT = suite_port(24501)
 SMTP_PORT = suite_port(24502)
 CLOSED_PORT = suite_port(24503)
 WEB_PORT = suite_port(24504)
+METRICS_PORT = suite_port(24506)
 JWT_SECRET = "alerts-test-secret-0123456789abcdef-0123"
 METRICS_TOKEN = "metrics-scraper-token-0123456789"
 PASSWORDS = {"ada": "ada-password", "otto": "otto-password", "vera": "vera-password"}
@@ -39,6 +40,7 @@ SETTINGS = {
     "crm_dashboard.http_workers": "2",
     "crm_dashboard.jwt_secret": f"'{JWT_SECRET}'",
     "crm_dashboard.metrics_token": f"'{METRICS_TOKEN}'",
+    "crm_dashboard.metrics_port": str(METRICS_PORT),
 }
 
 FIXTURE_SQL = """

@@ -9,7 +9,7 @@ import socket
 import time
 
 import pytest
-from conftest import METRICS_TOKEN, PASSWORDS, WEB_PORT
+from conftest import METRICS_PORT, METRICS_TOKEN, PASSWORDS, WEB_PORT
 from http_client import Http
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -37,7 +37,7 @@ def samples(fam, **labels):
 
 
 def scrape(web, token=METRICS_TOKEN):
-    r = web.get("/metrics", token=token)
+    r = Http(METRICS_PORT, PASSWORDS).get("/metrics", token=token)
     assert r.status == 200, r
     assert r.header("content-type") == "text/plain; version=0.0.4; charset=utf-8"
     return families(r.body.decode())
@@ -78,13 +78,24 @@ def test_metrics_parse_and_count_what_happened(web, cluster, alerts):
 
 
 def test_who_may_read_metrics(web):
-    assert web.get("/metrics").status == 401
-    assert web.get("/metrics", token="not-the-metrics-token-000000").status == 401
-    r = web.get("/metrics", user="vera")
+    metrics = Http(METRICS_PORT, PASSWORDS)
+    assert metrics.get("/metrics").status == 401
+    assert metrics.get("/metrics", token="not-the-metrics-token-000000").status == 401
+    r = metrics.get("/metrics", token=web.token("vera"))
     assert r.status == 403 and r.json()["code"] == "42501"
-    assert web.get("/metrics", user="otto").status == 403
-    assert web.get("/metrics", user="ada").status == 200
-    assert web.post("/metrics", {}, token=METRICS_TOKEN).status == 405
+    assert metrics.get("/metrics", token=web.token("otto")).status == 403
+    assert metrics.get("/metrics", token=web.token("ada")).status == 200
+    assert metrics.post("/metrics", {}, token=METRICS_TOKEN).status == 405
+
+
+def test_metrics_have_a_port_of_their_own(web):
+    # with crm_dashboard.metrics_port set, the public port does not serve them
+    r = web.get("/metrics", token=METRICS_TOKEN)
+    assert r.status == 404 and "metrics_port" in r.json()["details"]
+    # and the metrics port serves nothing else
+    r = Http(METRICS_PORT, PASSWORDS).get("/api/crm_sources", token=web.token("ada"))
+    assert r.status == 404 and r.json()["details"] == "This port serves GET /metrics only."
+    assert Http(METRICS_PORT, PASSWORDS).get("/", token=METRICS_TOKEN).status == 404
 
 
 def test_event_streams_are_counted_and_carry_alert_changes(web, cluster, alerts):
