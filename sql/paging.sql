@@ -242,7 +242,7 @@ SELECT json_array_length(crm_api.model_rows('hubspot', 'contact', per_page => 2)
 SELECT crm_api.count_rows('hubspot', 'deal');
 SELECT count(*) FROM crm_api.export_rows('hubspot', 'contact', search => 'chicago');
 SELECT count(*) FROM ingestion.hubspot_contact;
-SELECT crm_dashboard.model_rows('hubspot', 'contact', NULL, 2, NULL, NULL, false);
+SELECT crm_dashboard.model_rows('hubspot', 'contact', NULL, 2, NULL, NULL, false, NULL);
 RESET ROLE;
 
 -- Bad input.

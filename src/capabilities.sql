@@ -21,9 +21,10 @@ AS $$
         'pg_cron', to_regprocedure('cron.schedule(text, text, text)') IS NOT NULL,
         'launcher', 'crm_dashboard' = ANY (string_to_array(
                         replace(current_setting('shared_preload_libraries'), ' ', ''), ',')),
-        'sync_options', crm_dashboard.sync_options())
+        'sync_options', crm_dashboard.sync_options(),
+        'filters', crm_dashboard.filter_syntax())
 $$;
 REVOKE ALL ON FUNCTION crm_api.capabilities() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION crm_api.capabilities() TO crm_dashboard_viewer;
 COMMENT ON FUNCTION crm_api.capabilities() IS
-    'What this installation offers: extension and library versions, whether pg_cron schedules and the sync launcher are available, and the sync options with their types, ranges, flags and help.';
+    'What this installation offers: extension and library versions, whether pg_cron schedules and the sync launcher are available, the sync options with their types, ranges, flags and help, and the filter operators and limits of model_rows.';

@@ -16,6 +16,7 @@
 #include "delivery.h"
 #include "http.h"
 #include "launcher.h"
+#include "paging.h"
 
 PG_MODULE_MAGIC;
 
@@ -30,6 +31,8 @@ _PG_init(void)
 	if (IsBinaryUpgrade)
 		return;
 	DiscoveryInit();
+	PagingInit();
+	QualityInit();
 	AuthInit();
 	AnnounceInit();
 	LauncherInit();

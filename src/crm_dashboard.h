@@ -51,6 +51,12 @@ extern char *crm_arg_text(FunctionCallInfo fcinfo, int n, const char *name);
 extern char *crm_arg_text_or_null(FunctionCallInfo fcinfo, int n);
 extern bool crm_arg_bool_or(FunctionCallInfo fcinfo, int n, bool dflt);
 
+/* quality.c */
+extern void QualityInit(void);
+
+/* util_input.c */
+extern int	crm_input_values(int n, char **texts, const Oid *types, Datum *values, char **message);
+
 /* util_local.c */
 extern char *crm_local_socket_directory(void);
 extern int	crm_local_port(void);

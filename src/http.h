@@ -57,7 +57,8 @@ typedef enum HttpMedia
 {
 	HTTP_MEDIA_JSON,
 	HTTP_MEDIA_OBJECT,			/* application/vnd.pgrst.object+json */
-	HTTP_MEDIA_CSV
+	HTTP_MEDIA_CSV,
+	HTTP_MEDIA_XLSX				/* the Excel export of export_rows */
 } HttpMedia;
 
 /* The reply being prepared for one request. */

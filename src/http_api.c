@@ -36,6 +36,8 @@ media_from_name(const char *name, size_t len, HttpMedia *media)
 		*media = HTTP_MEDIA_CSV;
 	else if (IS("application/vnd.pgrst.object+json") || IS("application/vnd.pgrst.object"))
 		*media = HTTP_MEDIA_OBJECT;
+	else if (IS("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))
+		*media = HTTP_MEDIA_XLSX;
 	else
 		return false;
 	return true;
@@ -69,7 +71,8 @@ http_parse_accept(HttpRequest *req, HttpMedia *media)
 		p = *end ? end + 1 : end;
 	}
 	http_reply_error(req, 406, "PGRST107", "None of these media types are available",
-					 accept, "Ask for application/json, text/csv or application/vnd.pgrst.object+json.");
+					 accept, "Ask for application/json, text/csv or application/vnd.pgrst.object+json "
+					 "(or, from export_rows, the xlsx media type).");
 	return false;
 }
 

@@ -19,30 +19,20 @@
  * number, not a formula).
  *
  * It runs in the pooled connection that serves the request (the request
- * engine): rows come from a portal in batches and go to a spool file in the
- * data directory's temporary-file area, which the HTTP worker then opens,
- * unlinks and sends with sendfile().  Memory stays bounded by one batch,
- * the rows never cross the client protocol, and the transaction ends before
- * the first byte goes out: a slow client can neither pin a snapshot
- * (holding back vacuum) nor hold a pooled connection.  A spool file of a
- * transaction that fails is removed at once; its name starts with
- * PostgreSQL's temporary-file prefix, so even a crash leaves none behind
- * after the restart.
+ * engine): rows come from a portal in batches and go to a spool file
+ * (http_spool.c), which the HTTP worker then sends.  Memory stays bounded by
+ * one batch, the rows never cross the client protocol, and the transaction
+ * ends before the first byte goes out.
  */
 #include "postgres.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
-#include "storage/fd.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
 
 #include "http_engine.h"
 
@@ -83,77 +73,16 @@ struct HttpCsv
 	uint64		rows;
 };
 
-/* Spool files of the current transaction, removed if it aborts. */
-static List *pending_spools = NIL;
-static bool spool_callback_registered = false;
-
 #define CSV_BATCH_ROWS 1000
 #define CSV_FLUSH_BYTES (256 * 1024)
 
-/* At the end of a transaction: an aborted one's spool files go; a committed one's are the worker's. */
+/* Write the buffered bytes to the spool file, then empty the buffer. */
 static void
-spool_xact_callback(XactEvent event, void *arg)
+flush_spool(HttpCsv *csv)
 {
-	ListCell   *lc;
-
-	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
-		event != XACT_EVENT_PARALLEL_ABORT && event != XACT_EVENT_PREPARE)
-		return;
-	if (event != XACT_EVENT_COMMIT)
-		foreach(lc, pending_spools)
-			(void) unlink((char *) lfirst(lc));
-	list_free_deep(pending_spools);
-	pending_spools = NIL;
-}
-
-/* Create a spool file under base/pgsql_tmp; *path is its name (relative to the data directory). */
-static int
-open_spool(char **path)
-{
-	const char *dir = "base/" PG_TEMP_FILES_DIR;
-	MemoryContext old;
-	int			fd;
-
-	if (!spool_callback_registered)
-	{
-		RegisterXactCallback(spool_xact_callback, NULL);
-		spool_callback_registered = true;
-	}
-	(void) MakePGDirectory(dir);
-	*path = psprintf("%s/" HTTP_SPOOL_PREFIX "XXXXXX", dir);
-	fd = mkstemp(*path);
-	if (fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not create a CSV spool file in \"%s\": %m", dir)));
-	old = MemoryContextSwitchTo(TopMemoryContext);
-	pending_spools = lappend(pending_spools, pstrdup(*path));
-	MemoryContextSwitchTo(old);
-	return fd;
-}
-
-/* Write the whole buffer to fd, then empty it. */
-static void
-flush_spool(int fd, StringInfo buf, uint64 *written)
-{
-	char	   *p = buf->data;
-	size_t		left = buf->len;
-
-	while (left > 0)
-	{
-		ssize_t		n = write(fd, p, left);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not write the CSV spool file: %m")));
-		p += n;
-		left -= n;
-	}
-	*written += buf->len;
-	resetStringInfo(buf);
+	http_spool_write(csv->fd, csv->buf.data, csv->buf.len);
+	csv->written += csv->buf.len;
+	resetStringInfo(&csv->buf);
 }
 
 /* Whether a spreadsheet would take a cell beginning like v for a formula. */
@@ -203,7 +132,7 @@ http_csv_open(EngineReply *reply, bool neutralize)
 	csv->reply = reply;
 	csv->neutralize = neutralize;
 	initStringInfo(&csv->buf);
-	csv->fd = open_spool(&csv->path);
+	csv->fd = http_spool_create(&csv->path);
 	return csv;
 }
 
@@ -278,7 +207,7 @@ http_csv_portal(HttpCsv *csv, Portal portal, int64 limit)
 		append_rows(csv);
 		SPI_freetuptable(SPI_tuptable);
 		if (csv->buf.len >= CSV_FLUSH_BYTES)
-			flush_spool(csv->fd, &csv->buf, &csv->written);
+			flush_spool(csv);
 	}
 }
 
@@ -286,7 +215,7 @@ http_csv_portal(HttpCsv *csv, Portal portal, int64 limit)
 uint64
 http_csv_close(HttpCsv *csv)
 {
-	flush_spool(csv->fd, &csv->buf, &csv->written);
+	flush_spool(csv);
 	if (close(csv->fd) != 0)
 		ereport(ERROR, (errcode_for_file_access(), errmsg("could not close the CSV spool file: %m")));
 	csv->fd = -1;
@@ -314,18 +243,4 @@ http_csv_query(EngineReply *reply, const char *sql, int nargs, Datum *values, co
 	http_csv_portal(csv, portal, -1);
 	SPI_cursor_close(portal);
 	return http_csv_close(csv);
-}
-
-/* Drop a spooled body that an error replaces. */
-void
-http_csv_discard(EngineReply *reply)
-{
-	if (reply->file == NULL)
-		return;
-	if (unlink(reply->file) != 0 && errno != ENOENT)
-		ereport(WARNING,
-				(errcode_for_file_access(),
-				 errmsg("could not remove the CSV spool file \"%s\": %m", reply->file)));
-	reply->file = NULL;
-	reply->file_size = 0;
 }

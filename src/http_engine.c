@@ -115,6 +115,7 @@ parse_request(const char *text)
 	req->generation = cJSON_IsNumber(gen) ? (int64) gen->valuedouble : -1;
 	media = doc_string(doc, "media");
 	req->media = media && strcmp(media, "csv") == 0 ? ENGINE_CSV :
+		media && strcmp(media, "xlsx") == 0 ? ENGINE_XLSX :
 		media && strcmp(media, "object") == 0 ? ENGINE_OBJECT : ENGINE_JSON;
 	doc_args(doc, req);
 	cJSON_Delete(doc);

@@ -15,6 +15,8 @@
  *	http_engine_rpc.c	/api/rpc/<fn>
  *	http_engine_session.c	nothing of one request's session reaches the next
  *	http_csv.c			any result set as CSV, into a spool file
+ *	http_xlsx.c			the model export as an Excel workbook, into a spool file
+ *	http_spool.c		spool files: bodies the worker sends from disk
  */
 #ifndef CRM_DASHBOARD_HTTP_ENGINE_H
 #define CRM_DASHBOARD_HTTP_ENGINE_H
@@ -30,7 +32,8 @@ typedef enum EngineMedia
 {
 	ENGINE_JSON,
 	ENGINE_OBJECT,				/* application/vnd.pgrst.object+json */
-	ENGINE_CSV
+	ENGINE_CSV,
+	ENGINE_XLSX					/* the export RPC only */
 } EngineMedia;
 
 /* A query-string argument, in the order the client sent it. */
@@ -85,6 +88,7 @@ extern void engine_header(EngineReply *reply, const char *name, const char *valu
 extern void engine_json(EngineReply *reply, int status, const char *json);
 extern void engine_error(EngineReply *reply, int status, const char *code, const char *message,
 						 const char *details, const char *hint);
+extern void engine_xlsx_unavailable(EngineReply *reply);
 
 /* http_engine_session.c */
 extern void engine_session_init(void);
@@ -109,11 +113,21 @@ extern bool http_csv_neutralizes(void);
 extern HttpCsv *http_csv_open(EngineReply *reply, bool neutralize);
 extern void http_csv_portal(HttpCsv *csv, Portal portal, int64 limit);
 extern uint64 http_csv_close(HttpCsv *csv);
-extern void http_csv_discard(EngineReply *reply);
 extern uint64 http_csv_query(EngineReply *reply, const char *sql, int nargs, Datum *values,
 							 const char *nulls);
 
-/* The prefix of spool files: PostgreSQL removes such files at start after a crash. */
+/* http_spool.c */
+extern int	http_spool_create(char **path);
+extern void http_spool_write(int fd, const char *data, size_t len);
+extern void http_spool_reply(EngineReply *reply, const char *path, const char *content_type);
+extern void http_spool_discard(EngineReply *reply);
+
+/* http_xlsx.c */
+#define HTTP_XLSX_MEDIA_TYPE "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+extern void http_xlsx_portal(EngineReply *reply, Portal portal, int64 limit, const char *sheet);
+
+/* Where spool files go, and their prefix: PostgreSQL removes such files at start after a crash. */
+#define HTTP_SPOOL_DIR "base/" PG_TEMP_FILES_DIR
 #define HTTP_SPOOL_PREFIX "pgsql_tmp_crm_dashboard."
 
 #endif							/* CRM_DASHBOARD_HTTP_ENGINE_H */

@@ -442,6 +442,11 @@ engine_read(EngineRequest *req, EngineReply *reply)
 {
 	ReadArgs   *a = palloc0(sizeof(ReadArgs));
 
+	if (req->media == ENGINE_XLSX)
+	{
+		engine_xlsx_unavailable(reply);
+		return;
+	}
 	a->view = req->name;
 	a->media = req->media;
 	a->count = req->count;

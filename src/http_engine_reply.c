@@ -6,7 +6,7 @@
  * The bottom of the engine: http_engine.c (the request) and the read and
  * function-call modules below it fill the reply through these, and nothing
  * here calls back up.  A JSON reply replaces whatever body was begun,
- * including a CSV spool file, so an error raised halfway through an export
+ * including a CSV or Excel spool file, so an error raised halfway through an export
  * never sends half a file.
  */
 #include "postgres.h"
@@ -28,7 +28,7 @@ engine_header(EngineReply *reply, const char *name, const char *value)
 void
 engine_json(EngineReply *reply, int status, const char *json)
 {
-	http_csv_discard(reply);
+	http_spool_discard(reply);
 	reply->status = status;
 	reply->content_type = "application/json; charset=utf-8";
 	resetStringInfo(&reply->body);
@@ -48,4 +48,13 @@ engine_error(EngineReply *reply, int status, const char *code, const char *messa
 	engine_json(reply, status, buf.data);
 	if (authenticate)
 		engine_header(reply, "WWW-Authenticate", authenticate);
+}
+
+/* Refuse the Excel media type where it is not served: only the export RPC writes workbooks. */
+void
+engine_xlsx_unavailable(EngineReply *reply)
+{
+	engine_error(reply, 406, "PGRST107", "None of these media types are available",
+				 "An Excel workbook is the export of a model's rows only.",
+				 "Call /api/rpc/export_rows for an .xlsx file, or ask for application/json or text/csv.");
 }

@@ -31,6 +31,7 @@ typedef struct RpcArg
 	char	   *name;
 	char	   *value;			/* text form; NULL for SQL NULL */
 	char	   *type;			/* the parameter's type, once resolved */
+	bool		json_array;		/* given as a JSON array in the body */
 } RpcArg;
 
 /* What a call needs inside its transaction. */
@@ -148,6 +149,7 @@ args_from_body(EngineRequest *req, EngineReply *reply, RpcCall *call)
 
 		arg->name = pstrdup(item->string);
 		arg->value = json_arg_text(item);
+		arg->json_array = cJSON_IsArray(item);
 		call->args = lappend(call->args, arg);
 	}
 	cJSON_Delete(doc);
@@ -314,6 +316,15 @@ call_expression(RpcCall *call, Datum *params, char *nulls)
 		params[n] = a->value ? CStringGetTextDatum(a->value) : (Datum) 0;
 		nulls[n] = a->value ? ' ' : 'n';
 		n++;
+		if (a->json_array && a->type[strlen(a->type) - 1] == ']')
+		{
+			/* a JSON array for an array parameter is its elements, as PostgREST reads it */
+			appendStringInfo(&sql, "%s%s => coalesce((SELECT pg_catalog.array_agg(e.v ORDER BY e.n) "
+							 "FROM pg_catalog.jsonb_array_elements_text($%d::pg_catalog.jsonb) "
+							 "WITH ORDINALITY e(v, n)), '{}')::%s",
+							 n > 1 ? ", " : "", quote_identifier(a->name), n, a->type);
+			continue;
+		}
 		appendStringInfo(&sql, "%s%s => $%d::%s", n > 1 ? ", " : "",
 						 quote_identifier(a->name), n, a->type);
 	}
@@ -373,9 +384,9 @@ reply_set(EngineReply *reply, RpcCall *call, const char *expr, int n, Datum *par
  * would follow the locale): it goes into a quoted header parameter.
  */
 static char *
-safe_filename(const char *crm, const char *model)
+safe_filename(const char *crm, const char *model, const char *extension)
 {
-	char	   *name = psprintf("%s_%s.csv", crm, model);
+	char	   *name = psprintf("%s_%s.%s", crm, model, extension);
 	char	   *c;
 
 	for (c = name; *c; c++)
@@ -415,10 +426,11 @@ open_export_cursor(RpcCall *call, int n, Datum *params, char *nulls)
 }
 
 /*
- * export_rows as CSV, a download: the generic writer prints what FETCH
- * returns from export_cursor, formulas neutralised, in the same format with
- * or without ?offset= (a MOVE) and ?limit= (the FETCH count).  The HTTP
- * layer knows nothing of how the rows are queried.
+ * export_rows as CSV or an Excel workbook, a download: the writer prints
+ * what FETCH returns from export_cursor (CSV with formulas neutralised, Excel
+ * with every cell a value), the same with or without ?offset= (a MOVE) and
+ * ?limit= (the FETCH count).  The HTTP layer knows nothing of how the rows
+ * are queried.
  */
 static void
 reply_export(EngineReply *reply, RpcCall *call, int n, Datum *params, char *nulls)
@@ -426,19 +438,25 @@ reply_export(EngineReply *reply, RpcCall *call, int n, Datum *params, char *null
 	const char *crm = arg_value(call, "crm");
 	const char *model = arg_value(call, "model");
 	Portal		portal = open_export_cursor(call, n, params, nulls);
-	HttpCsv    *csv;
+	bool		xlsx = call->media == ENGINE_XLSX;
 
 	if (call->q.offset > 0)
 		SPI_cursor_move(portal, true, (long) call->q.offset);
-	csv = http_csv_open(reply, http_csv_neutralizes());
-	http_csv_portal(csv, portal, call->q.limit);
-	http_csv_close(csv);
+	if (xlsx)
+		http_xlsx_portal(reply, portal, call->q.limit, model ? model : "rows");
+	else
+	{
+		HttpCsv    *csv = http_csv_open(reply, http_csv_neutralizes());
+
+		http_csv_portal(csv, portal, call->q.limit);
+		http_csv_close(csv);
+	}
 	SPI_cursor_close(portal);
 	reply->status = 200;
 	engine_header(reply, "Content-Disposition",
-					  psprintf("attachment; filename=\"%s\"",
-							   /* export_cursor refused NULL names: both are set */
-							   safe_filename(crm ? crm : "", model ? model : "")));
+				  psprintf("attachment; filename=\"%s\"",
+						   /* export_cursor refused NULL names: both are set */
+						   safe_filename(crm ? crm : "", model ? model : "", xlsx ? "xlsx" : "csv")));
 }
 
 /* The call, in the request's transaction. */
@@ -462,9 +480,14 @@ call_function(EngineRequest *req, EngineReply *reply, RpcCall *call)
 					 "Call it with POST.");
 		return;
 	}
-	if (call->media == ENGINE_CSV && strcmp(call->fn, "export_rows") == 0)
+	if ((call->media == ENGINE_CSV || call->media == ENGINE_XLSX) && strcmp(call->fn, "export_rows") == 0)
 	{
 		reply_export(reply, call, n, params, nulls);
+		return;
+	}
+	if (call->media == ENGINE_XLSX)
+	{
+		engine_xlsx_unavailable(reply);
 		return;
 	}
 	expr = call_expression(call, params, nulls);

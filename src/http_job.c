@@ -144,7 +144,7 @@ add_string(cJSON *doc, const char *key, const char *value)
 static char *
 request_document(HttpRequest *req, const char *route, const char *name, HttpMedia media)
 {
-	static const char *const media_names[] = {"json", "object", "csv"};
+	static const char *const media_names[] = {"json", "object", "csv", "xlsx"};
 	cJSON	   *doc = cJSON_CreateObject();
 	char	   *text;
 

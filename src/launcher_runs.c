@@ -30,6 +30,7 @@
 #include "launcher.h"
 
 static void after_failure(int64 id);
+static void after_sync_checks(int64 id);
 
 
 /*
@@ -144,6 +145,28 @@ runs_recover(void)
 	}
 	runs_finish_parents();
 	return lost;
+}
+
+/*
+ * After a run that succeeded (or partly): the model's data-quality checks,
+ * which make it partial when an error-severity check fails
+ * (crm_dashboard.after_sync_checks; it never raises).  Each check has its
+ * own time limit, crm_dashboard.check_timeout.  A schema older than the
+ * library has no checks: the function is looked up first.
+ */
+static void
+after_sync_checks(int64 id)
+{
+	Oid			types[1] = {INT8OID};
+	Datum		values[1] = {Int64GetDatum(id)};
+	bool		isnull;
+
+	exec_params("SELECT to_regprocedure('crm_dashboard.after_sync_checks(bigint)') IS NOT NULL",
+				0, NULL, NULL, NULL, SPI_OK_SELECT);
+	if (SPI_processed != 1 ||
+		!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		return;
+	exec_params("SELECT crm_dashboard.after_sync_checks($1)", 1, types, values, NULL, SPI_OK_SELECT);
 }
 
 /*
@@ -677,6 +700,8 @@ runs_finish(Run *run)
 				15, types, values, nulls, SPI_OK_UPDATE);
 	if (SPI_processed == 1 && strcmp(status, "failed") == 0)
 		after_failure(run->id);
+	else if (SPI_processed == 1)
+		after_sync_checks(run->id);
 	if (run->parent_id)
 		refresh_parent(run->parent_id);
 }

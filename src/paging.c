@@ -32,6 +32,22 @@ PG_FUNCTION_INFO_V1(crm_dashboard_count_rows);
 /* Rows fetched per round trip while exporting. */
 #define EXPORT_BATCH 1000
 
+/* Tables at least this large get a warning when a page's plan reads them whole. */
+static int	scan_warning_rows = 1000000;
+
+/* Define the paging settings (called from _PG_init). */
+void
+PagingInit(void)
+{
+	DefineCustomIntVariable("crm_dashboard.scan_warning_rows",
+							"Estimated rows from which model_rows warns that a filter reads the whole table.",
+							"When the planner means to read a model of at least this many rows sequentially "
+							"to serve a search or filter, model_rows says so (\"scan\"), and the UI shows it.  "
+							"0 never warns.",
+							&scan_warning_rows, 1000000, 0, INT_MAX,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+}
+
 /* One fetched row: its JSON and its keyset values as text. */
 typedef struct PageRow
 {
@@ -40,16 +56,42 @@ typedef struct PageRow
 	char	  **keys;			/* spec->nkeys values; keys[0] is NULL in segment 1 */
 } PageRow;
 
-/* The model, sort and search of a call whose first arguments are (crm, model). */
+/*
+ * The model, sort, search and filter of a call whose first arguments are
+ * (crm, model); the filter argument is one that 1.1.0 added, so an older SQL
+ * definition does not pass it.
+ */
 static PageSpec *
-spec_from_args(FunctionCallInfo fcinfo, int search_arg, int sort_arg, int desc_arg)
+spec_from_args(FunctionCallInfo fcinfo, int search_arg, int sort_arg, int desc_arg,
+			   int filter_arg)
 {
 	char	   *crm = crm_arg_text(fcinfo, 0, "crm");
 	char	   *model = crm_arg_text(fcinfo, 1, "model");
-	bool		descending = crm_arg_bool_or(fcinfo, desc_arg, false);
+	bool		descending = desc_arg >= 0 && crm_arg_bool_or(fcinfo, desc_arg, false);
+	Jsonb	   *filter = crm_arg_given(fcinfo, filter_arg) ? PG_GETARG_JSONB_P(filter_arg) : NULL;
 
-	return paging_spec(crm, model, crm_arg_text_or_null(fcinfo, sort_arg), descending,
-					   crm_arg_text_or_null(fcinfo, search_arg));
+	return paging_spec(crm, model, sort_arg >= 0 ? crm_arg_text_or_null(fcinfo, sort_arg) : NULL,
+					   descending, crm_arg_text_or_null(fcinfo, search_arg), filter);
+}
+
+/* The plan of sql with the spec's condition parameters, as EXPLAIN (FORMAT JSON) writes it. */
+static cJSON *
+explain(const PageSpec *spec, const char *sql, int nparams, Oid *types, Datum *values)
+{
+	char	   *plan;
+	cJSON	   *doc;
+
+	SPI_connect();
+	/* Not read-only: SPI refuses utility statements such as EXPLAIN in that mode. */
+	if (SPI_execute_with_args(psprintf("EXPLAIN (FORMAT JSON) %s", sql), nparams, types, values,
+							  NULL, false, 0) < 0 || SPI_processed != 1)
+		elog(ERROR, "crm_dashboard: could not explain a query of %s", spec->table);
+	plan = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	doc = cJSON_Parse(plan);
+	SPI_finish();
+	if (doc == NULL)
+		elog(ERROR, "crm_dashboard: could not read the plan of a query of %s", spec->table);
+	return doc;
 }
 
 /* Run one segment's query inside SPI, copying up to limit rows into rows[] in the caller's context. */
@@ -110,45 +152,77 @@ row_cursor(const PageSpec *spec, const PageRow *row, bool backward)
 	return paging_cursor_encode(spec, backward, row->segment, row->keys + row->segment);
 }
 
-/* The planner's estimate of the rows matching the search. */
-static double
-search_estimate(const PageSpec *spec)
+/* What the planner expects of a page's search and filter. */
+typedef struct PagePlan
 {
-	char	   *sql = psprintf("EXPLAIN (FORMAT JSON) SELECT 1 FROM %s t WHERE %s",
-							   spec->table, spec->filter);
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(spec->pattern)};
-	char	   *plan;
+	double		estimate;		/* matching rows; -1 when unknown */
+	bool		sequential;		/* it reads the table whole */
+} PagePlan;
+
+/* Whether a plan node, or one below it, reads a table sequentially. */
+static bool
+plan_reads_sequentially(cJSON *node)
+{
+	cJSON	   *type = cJSON_GetObjectItemCaseSensitive(node, "Node Type");
+	cJSON	   *child;
+
+	if (cJSON_IsString(type) && strcmp(type->valuestring, "Seq Scan") == 0)
+		return true;
+	cJSON_ArrayForEach(child, cJSON_GetObjectItemCaseSensitive(node, "Plans"))
+		if (plan_reads_sequentially(child))
+			return true;
+	return false;
+}
+
+/*
+ * The planner's view of the rows matching the search and filter: how many,
+ * and whether finding them all (a count, an export, a page of rare matches)
+ * reads the table whole because no index serves the condition.  The table's
+ * own estimate when there is no condition.
+ */
+static PagePlan
+page_plan(const PageSpec *spec)
+{
+	PagePlan	plan = {spec->model->reltuples, false};
 	cJSON	   *doc;
 	cJSON	   *top;
 	cJSON	   *rows;
-	double		estimate = -1;
 
-	SPI_connect();
-	/* Not read-only: SPI refuses utility statements such as EXPLAIN in that mode. */
-	if (SPI_execute_with_args(sql, 1, types, values, NULL, false, 0) < 0 || SPI_processed != 1)
-		elog(ERROR, "crm_dashboard: could not estimate the rows of a search");
-	plan = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (spec->nothing)
+		plan.estimate = 0;
+	if (spec->filter == NULL || spec->nothing)
+		return plan;
+	doc = explain(spec, psprintf("SELECT 1 FROM %s t WHERE %s", spec->table, spec->filter),
+				  spec->nparams, spec->param_types, spec->param_values);
 	/* [{"Plan": {"Plan Rows": n, ...}}]: the top node's estimate. */
-	doc = cJSON_Parse(plan);
 	top = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(doc, 0), "Plan");
 	rows = cJSON_GetObjectItemCaseSensitive(top, "Plan Rows");
-	if (cJSON_IsNumber(rows))
-		estimate = rows->valuedouble;
+	plan.estimate = cJSON_IsNumber(rows) ? rows->valuedouble : -1;
+	plan.sequential = plan_reads_sequentially(top);
 	cJSON_Delete(doc);
-	SPI_finish();
-	return estimate;
+	return plan;
 }
 
-/* estimated_total: the table's estimate, or the planner's for a search; -1 when unknown. */
-static double
-estimated_total(const PageSpec *spec)
+/*
+ * The "scan" field of a page: when the search or filter of a large table
+ * (crm_dashboard.scan_warning_rows) has no index to serve it, how large the
+ * table is and what that means; else null.
+ */
+static char *
+scan_warning(const PageSpec *spec, const PagePlan *plan)
 {
-	if (spec->nothing)
-		return 0;
-	if (spec->filter)
-		return search_estimate(spec);
-	return spec->model->reltuples;
+	StringInfoData buf;
+
+	if (!plan->sequential || scan_warning_rows <= 0 || spec->model->reltuples < scan_warning_rows)
+		return "null";
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"table_rows\":%.0f,\"message\":", spec->model->reltuples);
+	escape_json(&buf, psprintf("No index serves this search or filter: PostgreSQL expects to read all of "
+							   "%s (about %.0f rows) to find the matching rows, for a page of rare "
+							   "matches as for counts and exports.",
+							   spec->model->table, spec->model->reltuples));
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
 }
 
 /* Append a JSON string or null. */
@@ -174,8 +248,9 @@ append_columns(StringInfo buf, const PageSpec *spec)
 		escape_json(buf, c->name);
 		appendStringInfoString(buf, ",\"type\":");
 		escape_json(buf, c->typname);
-		appendStringInfo(buf, ",\"primary_key\":%s,\"searchable\":%s}",
-						 c->pkpos > 0 ? "true" : "false", c->searchable ? "true" : "false");
+		appendStringInfo(buf, ",\"primary_key\":%s,\"searchable\":%s,\"class\":\"%s\",\"operators\":%s}",
+						 c->pkpos > 0 ? "true" : "false", c->searchable ? "true" : "false",
+						 paging_filter_class_name(c->filter_class), paging_filter_operators(c));
 	}
 	appendStringInfoChar(buf, ']');
 }
@@ -186,7 +261,8 @@ page_json(const PageSpec *spec, PageRow *rows, int n, const char *next,
 		  const char *previous, int per_page)
 {
 	StringInfoData buf;
-	double		total = estimated_total(spec);
+	PagePlan	plan = page_plan(spec);
+	double		total = plan.estimate;
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
@@ -206,6 +282,7 @@ page_json(const PageSpec *spec, PageRow *rows, int n, const char *next,
 	append_json_text(&buf, spec->sort);
 	appendStringInfo(&buf, ",\"descending\":%s,\"note\":", spec->descending ? "true" : "false");
 	append_json_text(&buf, spec->note);
+	appendStringInfo(&buf, ",\"scan\":%s", scan_warning(spec, &plan));
 	appendStringInfoChar(&buf, '}');
 	return buf.data;
 }
@@ -296,7 +373,7 @@ crm_dashboard_model_rows(PG_FUNCTION_ARGS)
 				 errmsg("per_page must be between 1 and %d, not %d", PAGING_MAX_PER_PAGE, per_page),
 				 errhint("Ask for at most %d rows per page and follow the next cursor for more.",
 						 PAGING_MAX_PER_PAGE)));
-	spec = spec_from_args(fcinfo, 4, 5, 6);
+	spec = spec_from_args(fcinfo, 4, 5, 6, 7);
 	nestlevel = portable_key_output();
 	if (after_text && after_text[0])
 		after = paging_cursor_decode(spec, after_text);
@@ -339,7 +416,7 @@ Datum
 crm_dashboard_export_rows(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	PageSpec   *spec = spec_from_args(fcinfo, 2, 3, 4);
+	PageSpec   *spec = spec_from_args(fcinfo, 2, 3, 4, 5);
 
 	/* The tuplestore keeps work_mem in memory and spills the rest to disk. */
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
@@ -363,8 +440,6 @@ crm_dashboard_export_rows(PG_FUNCTION_ARGS)
 Datum
 crm_dashboard_export_cursor(PG_FUNCTION_ARGS)
 {
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {(Datum) 0};
 	PageSpec   *spec;
 	Portal		portal;
 
@@ -373,24 +448,34 @@ crm_dashboard_export_cursor(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null", PG_ARGISNULL(0) ? "crm" : "model"),
 				 errhint("Name a CRM and one of its models, as crm_api.crm_models lists them.")));
-	spec = spec_from_args(fcinfo, 2, 3, 4);
-	if (spec->filter)
-		values[0] = CStringGetTextDatum(spec->pattern);
+	spec = spec_from_args(fcinfo, 2, 3, 4, 5);
 	SPI_connect();
-	portal = SPI_cursor_open_with_args(NULL, paging_export_query(spec), spec->filter ? 1 : 0,
-									   types, values, NULL, true, 0);
+	portal = SPI_cursor_open_with_args(NULL, paging_export_query(spec), spec->nparams,
+									   spec->param_types, spec->param_values, NULL, true, 0);
 	SPI_finish();
 	/* the portal outlives this call: it lives until closed or the transaction ends */
 	PG_RETURN_TEXT_P(cstring_to_text(portal->name));
 }
 
-/* count_rows(crm, model): the exact number of rows, by a full count. */
+/*
+ * count_rows(crm, model, search, filter): the exact number of rows matching
+ * the search and filter (every row without them), by a full count.
+ */
 Datum
 crm_dashboard_count_rows(PG_FUNCTION_ARGS)
 {
-	char	   *crm = crm_arg_text(fcinfo, 0, "crm");
-	char	   *model = crm_arg_text(fcinfo, 1, "model");
-	CrmModel   *m = crm_resolve_model(crm, model);
+	PageSpec   *spec = spec_from_args(fcinfo, 2, -1, -1, 3);
+	int64		count;
+	bool		isnull;
 
-	PG_RETURN_INT64(crm_exact_row_count(m));
+	if (spec->filter == NULL)
+		PG_RETURN_INT64(crm_exact_row_count(spec->model));
+	if (spec->nothing)
+		PG_RETURN_INT64(0);
+	SPI_connect();
+	crm_spi_execute(psprintf("SELECT pg_catalog.count(*) FROM %s t WHERE %s", spec->table, spec->filter),
+					spec->nparams, spec->param_types, spec->param_values, NULL, true, 1, SPI_OK_SELECT);
+	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	PG_RETURN_INT64(count);
 }

@@ -11,11 +11,8 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "mb/pg_wchar.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
-#include "utils/resowner.h"
 
 #include "paging.h"
 #include "paging_cursor_codec.h"
@@ -72,48 +69,18 @@ cursor_mismatch(const PageSpec *spec, const CursorDoc *doc)
 static void
 convert_values(const PageSpec *spec, PageCursor *c)
 {
-	MemoryContext caller = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	ErrorData  *volatile edata = NULL;
+	Oid		   *types = palloc0(sizeof(Oid) * (c->nvalues + 1));
+	char	   *message;
 
 	c->datums = palloc0(sizeof(Datum) * (c->nvalues + 1));
 	for (int i = 0; i < c->nvalues; i++)
+	{
 		if (!pg_verifymbstr(c->values[i], strlen(c->values[i]), true))
 			invalid_cursor("A key value of the cursor is not valid in the database encoding.");
-
-	/* Input functions report bad values with ERROR: trap them in a subtransaction. */
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(caller);
-	PG_TRY();
-	{
-		for (int i = 0; i < c->nvalues; i++)
-		{
-			Oid			typid = spec->keys[c->segment + i].typid;
-			Oid			infunc;
-			Oid			ioparam;
-
-			getTypeInputInfo(typid, &infunc, &ioparam);
-			c->datums[i] = OidInputFunctionCall(infunc, c->values[i], ioparam, -1);
-		}
-		ReleaseCurrentSubTransaction();
+		types[i] = spec->keys[c->segment + i].typid;
 	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(caller);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(caller);
-	CurrentResourceOwner = owner;
-
-	if (edata != NULL)
-	{
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
-			ReThrowError(edata);
-		invalid_cursor(psprintf("A key value of the cursor is not valid: %s.", edata->message));
-	}
+	if (crm_input_values(c->nvalues, c->values, types, c->datums, &message) >= 0)
+		invalid_cursor(psprintf("A key value of the cursor is not valid: %s.", message));
 }
 
 /* Decode and check a cursor given to model_rows as "after". */

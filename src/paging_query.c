@@ -76,13 +76,14 @@ load_columns(PageSpec *spec)
 		c->pkpos = DatumGetInt32(SPI_getbinval(tuple, desc, 5, &isnull));
 		c->searchable = type_is_searchable(c->typid);
 		c->sortable = type_is_sortable(c->typid);
+		c->filter_class = paging_filter_class(c->typid);
 	}
 	SPI_finish();
 }
 
 /* The column names, comma-separated; only sortable ones when asked. */
-static char *
-column_names(const PageSpec *spec, bool sortable_only)
+char *
+paging_column_names(const PageSpec *spec, bool sortable_only)
 {
 	StringInfoData buf;
 
@@ -93,35 +94,50 @@ column_names(const PageSpec *spec, bool sortable_only)
 	return buf.len ? buf.data : "(none)";
 }
 
+/* The column called name, or NULL. */
+PageColumn *
+paging_find_column(const PageSpec *spec, const char *name)
+{
+	for (int i = 0; i < spec->ncolumns; i++)
+		if (strcmp(spec->columns[i].name, name) == 0)
+			return &spec->columns[i];
+	return NULL;
+}
+
+/* Report a column the model does not have; where (or NULL) says where it was named. */
+void
+paging_unknown_column(const PageSpec *spec, const char *name, const char *where)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("column \"%s\" does not exist in model \"%s\" of CRM \"%s\"",
+					name, spec->model->model, spec->model->crm),
+			 where ? errdetail("%s", where) : 0,
+			 errhint("Columns of %s: %s.", spec->model->table, paging_column_names(spec, false))));
+	pg_unreachable();
+}
+
 /* Find the requested sort column or report which ones exist. */
 static PageColumn *
 find_sort_column(const PageSpec *spec, const char *sort)
 {
+	PageColumn *c;
+
 	if (strlen(sort) > CRM_MAX_NAME_LEN)
 		ereport(ERROR,
 				(errcode(ERRCODE_NAME_TOO_LONG),
 				 errmsg("sort column name is too long (%zu bytes)", strlen(sort)),
 				 errdetail("Names are at most %d bytes.", CRM_MAX_NAME_LEN)));
-	for (int i = 0; i < spec->ncolumns; i++)
-	{
-		PageColumn *c = &spec->columns[i];
-
-		if (strcmp(c->name, sort) != 0)
-			continue;
-		if (!c->sortable)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("cannot sort by column \"%s\" of type %s", sort, c->typname),
-					 errdetail("Values of type %s have no ordering.", c->typname),
-					 errhint("Sort by one of these columns: %s.", column_names(spec, true))));
-		return c;
-	}
-	ereport(ERROR,
-			(errcode(ERRCODE_UNDEFINED_COLUMN),
-			 errmsg("column \"%s\" does not exist in model \"%s\" of CRM \"%s\"",
-					sort, spec->model->model, spec->model->crm),
-			 errhint("Columns of %s: %s.", spec->model->table, column_names(spec, false))));
-	return NULL;				/* keep compiler quiet */
+	c = paging_find_column(spec, sort);
+	if (c == NULL)
+		paging_unknown_column(spec, sort, NULL);
+	if (!c->sortable)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("cannot sort by column \"%s\" of type %s", sort, c->typname),
+				 errdetail("Values of type %s have no ordering.", c->typname),
+				 errhint("Sort by one of these columns: %s.", paging_column_names(spec, true))));
+	return c;
 }
 
 /* Append one key expression for a column. */
@@ -188,15 +204,19 @@ choose_keys(PageSpec *spec, const char *sort)
 	}
 }
 
-/* The ILIKE pattern matching str anywhere, with LIKE's special characters escaped. */
-static char *
-search_pattern(const char *search)
+/*
+ * The LIKE pattern matching text anywhere (or, not anywhere, at the start),
+ * with LIKE's special characters escaped: a search takes them literally.
+ */
+char *
+paging_like_pattern(const char *text, bool anywhere)
 {
 	StringInfoData buf;
 
 	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '%');
-	for (const char *p = search; *p; p++)
+	if (anywhere)
+		appendStringInfoChar(&buf, '%');
+	for (const char *p = text; *p; p++)
 	{
 		if (*p == '%' || *p == '_' || *p == '\\')
 			appendStringInfoChar(&buf, '\\');
@@ -206,11 +226,39 @@ search_pattern(const char *search)
 	return buf.data;
 }
 
-/* Build the search condition on $1 over every searchable column. */
+/* Add a parameter to the spec's condition; returns its number ($n). */
+int
+paging_add_param(PageSpec *spec, Oid type, Datum value)
+{
+	if (spec->nparams == spec->maxparams)
+	{
+		spec->maxparams = Max(8, spec->maxparams * 2);
+		spec->param_types = spec->param_types
+			? repalloc(spec->param_types, sizeof(Oid) * spec->maxparams)
+			: palloc(sizeof(Oid) * spec->maxparams);
+		spec->param_values = spec->param_values
+			? repalloc(spec->param_values, sizeof(Datum) * spec->maxparams)
+			: palloc(sizeof(Datum) * spec->maxparams);
+	}
+	spec->param_types[spec->nparams] = type;
+	spec->param_values[spec->nparams] = value;
+	return ++spec->nparams;
+}
+
+/* AND a condition (on parameters added with paging_add_param) to the spec's condition. */
+void
+paging_add_condition(PageSpec *spec, const char *condition)
+{
+	spec->filter = spec->filter ? psprintf("%s AND %s", spec->filter, condition)
+		: pstrdup(condition);
+}
+
+/* Add the search condition over every searchable column. */
 static void
-choose_filter(PageSpec *spec, const char *search)
+choose_search(PageSpec *spec, const char *search)
 {
 	StringInfoData buf;
+	int			param;
 
 	if (search == NULL || search[0] == '\0')
 		return;
@@ -221,26 +269,31 @@ choose_filter(PageSpec *spec, const char *search)
 				 errdetail("A search is at most %d characters.", PAGING_MAX_SEARCH_LEN),
 				 errhint("Search for a shorter part of the value.")));
 
+	param = paging_add_param(spec, TEXTOID, CStringGetTextDatum(paging_like_pattern(search, true)));
 	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '(');
 	for (int i = 0; i < spec->ncolumns; i++)
 		if (spec->columns[i].searchable)
-			appendStringInfo(&buf, "%st.%s::pg_catalog.text OPERATOR(pg_catalog.~~*) $1",
-							 buf.len ? " OR " : "", quote_identifier(spec->columns[i].name));
-	spec->pattern = search_pattern(search);
-	if (buf.len == 0)
+			appendStringInfo(&buf, "%st.%s::pg_catalog.text OPERATOR(pg_catalog.~~*) $%d",
+							 buf.len > 1 ? " OR " : "", quote_identifier(spec->columns[i].name), param);
+	if (buf.len == 1)
 	{
 		/* Nothing can match: answer with an empty page rather than an error. */
 		spec->nothing = true;
 		spec->note = "This model has no text columns, so no row matches a search.";
 		appendStringInfoString(&buf, "false");
 	}
-	spec->filter = buf.data;
+	appendStringInfoChar(&buf, ')');
+	paging_add_condition(spec, buf.data);
 }
 
-/* Resolve the model and check sort and search; the result drives every query. */
+/*
+ * Resolve the model and check sort, search and filter (NULL: none); the
+ * result drives every query.
+ */
 PageSpec *
 paging_spec(const char *crm, const char *model, const char *sort, bool descending,
-			const char *search)
+			const char *search, Jsonb *filter)
 {
 	PageSpec   *spec = palloc0(sizeof(PageSpec));
 
@@ -249,7 +302,9 @@ paging_spec(const char *crm, const char *model, const char *sort, bool descendin
 	spec->descending = descending;
 	load_columns(spec);
 	choose_keys(spec, (sort && sort[0]) ? sort : NULL);
-	choose_filter(spec, search);
+	choose_search(spec, search);
+	if (filter)
+		paging_apply_filter(spec, filter);
 	return spec;
 }
 
@@ -271,15 +326,15 @@ append_keys(StringInfo buf, const PageSpec *spec, int segment, const char *suffi
 /*
  * SQL of one segment: the JSON of each row followed by its keys, in fetch
  * order (reverse: walking back toward the start), after the cursor's keys when
- * has_after, at most limit rows (0: all).  $1 is the search pattern when there
- * is a filter; the cursor's keys follow.
+ * has_after, at most limit rows (0: all).  $1.. are the parameters of the
+ * search and filter (spec->nparams); the cursor's keys follow.
  */
 char *
 paging_query(const PageSpec *spec, int segment, bool reverse, bool has_after, int limit)
 {
 	StringInfoData buf;
 	bool		desc = spec->descending != reverse;
-	int			param = spec->filter ? 2 : 1;
+	int			param = spec->nparams + 1;
 
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, "SELECT pg_catalog.row_to_json(t.*)");
@@ -313,7 +368,7 @@ paging_query(const PageSpec *spec, int segment, bool reverse, bool has_after, in
  * instead of model_rows' two segments: NULLS LAST puts the rows whose sort
  * value is NULL after all the others in either direction, and ties on the
  * sort value (NULLs included) are broken by the same keys in the same
- * direction.  $1 is the search pattern when there is a filter.
+ * direction.  $1.. are the parameters of the search and filter.
  */
 char *
 paging_export_query(const PageSpec *spec)
@@ -335,20 +390,20 @@ paging_export_query(const PageSpec *spec)
 	return buf.data;
 }
 
-/* The parameters of paging_query: the search pattern, then the cursor's keys. */
+/* The parameters of paging_query: those of the search and filter, then the cursor's keys. */
 Datum *
 paging_params(const PageSpec *spec, const PageCursor *after, int segment, Oid **types,
 			  int *nparams)
 {
-	int			n = (spec->filter ? 1 : 0) + (after ? paging_segment_keys(spec, segment) : 0);
+	int			n = spec->nparams + (after ? paging_segment_keys(spec, segment) : 0);
 	Datum	   *values = palloc0(sizeof(Datum) * (n + 1));
 	int			p = 0;
 
 	*types = palloc0(sizeof(Oid) * (n + 1));
-	if (spec->filter)
+	for (; p < spec->nparams; p++)
 	{
-		(*types)[p] = TEXTOID;
-		values[p++] = CStringGetTextDatum(spec->pattern);
+		(*types)[p] = spec->param_types[p];
+		values[p] = spec->param_values[p];
 	}
 	for (int i = 0; after && i < paging_segment_keys(spec, segment); i++)
 	{

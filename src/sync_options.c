@@ -46,7 +46,7 @@ typedef struct SyncOptionDef
 /* Every option, in the order their flags are appended. */
 static const SyncOptionDef option_defs[SYNC_OPTION_COUNT] = {
 	[SYNC_OPTION_FORCE] = {"force", OPTION_BOOLEAN, 0, 0, NULL, "--force",
-	"Force", "Run even if the data looks up to date"},
+	"Force", "Run even if the data looks up to date or an error-severity data-quality check fails"},
 	[SYNC_OPTION_FULL] = {"full", OPTION_BOOLEAN, 0, 0, NULL, "--full",
 	"Full sync", "Fetch every record, not only changes"},
 	[SYNC_OPTION_SINCE] = {"since", OPTION_DATE, 0, 0, NULL, "--since",

@@ -12,6 +12,7 @@
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
+#include "funcapi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -27,6 +28,7 @@
 #include "sync_options.h"
 
 PG_FUNCTION_INFO_V1(crm_dashboard_start_sync);
+PG_FUNCTION_INFO_V1(crm_dashboard_start_syncs);
 PG_FUNCTION_INFO_V1(crm_dashboard_command_preview);
 PG_FUNCTION_INFO_V1(crm_dashboard_wake_launcher);
 PG_FUNCTION_INFO_V1(crm_dashboard_valid_via);
@@ -91,10 +93,10 @@ substitute(const char *element, const char *crm, const char *model)
 /*
  * The registry entry for a model, as crm_dashboard.command_for decides (the
  * one rule, which the launcher uses too); lookup_model NULL asks for the
- * CRM-wide row.  Errors when there is none.
+ * CRM-wide row.  NULL when there is none.
  */
 static SyncCommand *
-lookup_command(const char *crm, const char *model, const char *lookup_model)
+find_command(const char *crm, const char *model, const char *lookup_model)
 {
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2];
@@ -137,6 +139,15 @@ lookup_command(const char *crm, const char *model, const char *lookup_model)
 		MemoryContextSwitchTo(spi);
 	}
 	SPI_finish();
+	return cmd;
+}
+
+/* The registry entry for a model (see find_command); errors when there is none. */
+static SyncCommand *
+lookup_command(const char *crm, const char *model, const char *lookup_model)
+{
+	SyncCommand *cmd = find_command(crm, model, lookup_model);
+
 	if (cmd == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -267,14 +278,38 @@ crm_dashboard_command_preview(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(list_to_text_array(sync_options_append_flags(cmd->argv, opts)));
 }
 
-/* Refuse a second active run of a model (or of "all" of the CRM), naming the active one. */
+/* An active run in the way of a start: its id, what it syncs, its status and, for a retry, its wait. */
+typedef struct ActiveRun
+{
+	char	   *id;
+	char	   *type;
+	char	   *status;
+	char	   *retry;			/* "attempt 2 of 3, not before ...", or NULL */
+} ActiveRun;
+
+/* Serialise starts per CRM, until the transaction ends, so two sessions cannot both pass the checks. */
 static void
-check_not_active(const char *crm, List *models, bool all)
+lock_starts(const char *crm)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(crm)};
+
+	SPI_connect();
+	crm_spi_execute("SELECT pg_advisory_xact_lock(hashtext('crm_dashboard.start_sync'), hashtext($1))",
+					1, types, values, NULL, false, 0, SPI_OK_SELECT);
+	SPI_finish();
+}
+
+/* The first active run of these models (or of "all" of the CRM, when all), or NULL. */
+static ActiveRun *
+active_run(const char *crm, List *models, bool all)
 {
 	Oid			types[3] = {TEXTOID, TEXTARRAYOID, BOOLOID};
 	Datum		values[3];
 	List	   *names = NIL;
 	ListCell   *lc;
+	ActiveRun  *run = NULL;
+	MemoryContext caller = CurrentMemoryContext;
 
 	foreach(lc, models)
 		names = lappend(names, ((CrmModel *) lfirst(lc))->model);
@@ -282,38 +317,54 @@ check_not_active(const char *crm, List *models, bool all)
 	values[1] = list_to_text_array(names);
 	values[2] = BoolGetDatum(all);
 	SPI_connect();
-	/* serialise starts per CRM so two sessions cannot both pass the check */
-	crm_spi_execute("SELECT pg_advisory_xact_lock(hashtext('crm_dashboard.start_sync'), hashtext($1))",
-							  1, types, values, NULL, false, 0, SPI_OK_SELECT);
 	crm_spi_execute("SELECT id, sync_type, status, "
-							  "  CASE WHEN status = 'queued' AND first_attempt_id IS NOT NULL "
-							  "       THEN format('attempt %s of %s, not before %s', attempt, "
-							  "                   coalesce(max_attempts, attempt), not_before) END "
-							  "FROM crm_dashboard.sync_history "
-							  "WHERE crm_source = $1 AND status IN ('queued', 'running') "
-							  "  AND (sync_type = ANY ($2) OR ($3 AND sync_type = 'all')) "
-							  "ORDER BY id LIMIT 1",
-							  3, types, values, NULL, false, 1, SPI_OK_SELECT);
+					"  CASE WHEN status = 'queued' AND first_attempt_id IS NOT NULL "
+					"       THEN format('attempt %s of %s, not before %s', attempt, "
+					"                   coalesce(max_attempts, attempt), not_before) END "
+					"FROM crm_dashboard.sync_history "
+					"WHERE crm_source = $1 AND status IN ('queued', 'running') "
+					"  AND (sync_type = ANY ($2) OR ($3 AND sync_type = 'all')) "
+					"ORDER BY id LIMIT 1",
+					3, types, values, NULL, false, 1, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
-		char	   *id = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		char	   *type = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-		char	   *status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-		char	   *retry = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4);
+		HeapTuple	tuple = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+		char	   *retry = SPI_getvalue(tuple, desc, 4);
 
-		/* a retry waiting for its backoff: say so, a person may want to start afresh */
-		if (retry)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_IN_USE),
-					 errmsg("a retry of %s %s is already queued (run %s)", crm, type, id),
-					 errdetail("Run %s is %s.", id, retry),
-					 errhint("Wait for it, or stop it with crm_api.stop_sync(%s) and start again.", id)));
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_IN_USE),
-				 errmsg("a sync of %s %s is already %s (run %s)", crm, type, status, id),
-				 errhint("Wait for run %s to finish, or stop it with crm_api.stop_sync(%s).", id, id)));
+		run = palloc0(sizeof(ActiveRun));
+		run->id = pstrdup(SPI_getvalue(tuple, desc, 1));
+		run->type = pstrdup(SPI_getvalue(tuple, desc, 2));
+		run->status = pstrdup(SPI_getvalue(tuple, desc, 3));
+		run->retry = retry ? pstrdup(retry) : NULL;
+		MemoryContextSwitchTo(spi);
 	}
 	SPI_finish();
+	return run;
+}
+
+/* Refuse a second active run of a model (or of "all" of the CRM), naming the active one. */
+static void
+check_not_active(const char *crm, List *models, bool all)
+{
+	ActiveRun  *run;
+
+	lock_starts(crm);
+	run = active_run(crm, models, all);
+	if (run == NULL)
+		return;
+	/* a retry waiting for its backoff: say so, a person may want to start afresh */
+	if (run->retry)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("a retry of %s %s is already queued (run %s)", crm, run->type, run->id),
+				 errdetail("Run %s is %s.", run->id, run->retry),
+				 errhint("Wait for it, or stop it with crm_api.stop_sync(%s) and start again.", run->id)));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_IN_USE),
+			 errmsg("a sync of %s %s is already %s (run %s)", crm, run->type, run->status, run->id),
+			 errhint("Wait for run %s to finish, or stop it with crm_api.stop_sync(%s).", run->id, run->id)));
 }
 
 /* Refuse when no launcher will pick the run up. */
@@ -560,6 +611,97 @@ check_schema_version(void)
 	SPI_finish();
 }
 
+/* What a model's checks before a sync found (crm_dashboard.pre_sync_checks). */
+typedef struct PreSyncChecks
+{
+	List	   *failures;		/* error-severity checks that failed, one line each */
+	Datum		result_ids;		/* bigint[] of every result, to attach to the run */
+} PreSyncChecks;
+
+/* Run a model's data-quality checks before its sync and keep the results. */
+static PreSyncChecks *
+pre_sync_checks(const char *crm, const char *model)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(crm), CStringGetTextDatum(model)};
+	PreSyncChecks *checks = palloc0(sizeof(PreSyncChecks));
+	MemoryContext caller = CurrentMemoryContext;
+	bool		isnull;
+
+	SPI_connect();
+	crm_spi_execute("SELECT failures, result_ids FROM crm_dashboard.pre_sync_checks($1, $2)",
+					2, types, values, NULL, false, 1, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+	{
+		Datum		failures = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		Datum		ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		deconstruct_array(DatumGetArrayTypeP(failures), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+		for (int i = 0; i < n; i++)
+			checks->failures = lappend(checks->failures, TextDatumGetCString(elems[i]));
+		checks->result_ids = PointerGetDatum(DatumGetArrayTypePCopy(ids));
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	return checks;
+}
+
+/* The failing checks, for a message. */
+static char *
+failures_text(List *failures, const char *separator)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, failures)
+		appendStringInfo(&buf, "%s%s", buf.len ? separator : "", (char *) lfirst(lc));
+	return buf.data;
+}
+
+/*
+ * Refuse the sync of a model whose error-severity checks fail, listing
+ * them, unless forced (then say so and go on).
+ */
+static void
+refuse_failing_checks(const char *crm, const char *model, PreSyncChecks *checks, bool force)
+{
+	int			n = list_length(checks->failures);
+
+	if (n == 0)
+		return;
+	if (force)
+	{
+		ereport(NOTICE,
+				(errmsg("starting %s %s although %d data-quality check%s failed", crm, model, n, n > 1 ? "s" : ""),
+				 errdetail("%s", failures_text(checks->failures, "\n"))));
+		return;
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECK_VIOLATION),
+			 errmsg("%d data-quality check%s of %s %s failed: the sync is refused", n, n > 1 ? "s" : "", crm, model),
+			 errdetail("%s", failures_text(checks->failures, "\n")),
+			 errhint("Fix the data, or start anyway with the option {\"force\": true}; crm_api.quality_results has the results.")));
+}
+
+/* Attach a model's pre-sync results to its run. */
+static void
+attach_results(PreSyncChecks *checks, int64 run_id)
+{
+	Oid			types[2] = {INT8ARRAYOID, INT8OID};
+	Datum		values[2] = {checks->result_ids, Int64GetDatum(run_id)};
+
+	if (checks->result_ids == (Datum) 0)
+		return;
+	SPI_connect();
+	crm_spi_execute("SELECT crm_dashboard.attach_results($1, $2)", 2, types, values, NULL, false, 0, SPI_OK_SELECT);
+	SPI_finish();
+}
+
 /* Insert one queued run; returns its id. */
 static int64
 insert_run(const char *crm, const char *model, int64 parent_id, Jsonb *options,
@@ -625,6 +767,7 @@ crm_dashboard_start_sync(PG_FUNCTION_ARGS)
 	List	   *models = resolve_models(crm, model);
 	SyncOptions *opts = sync_options_parse(options);
 	List	   *commands = NIL;
+	List	   *checks = NIL;
 	ListCell   *lc;
 	char	   *via;
 	char	   *username;
@@ -647,6 +790,14 @@ crm_dashboard_start_sync(PG_FUNCTION_ARGS)
 	}
 	check_not_active(crm, models, all);
 	check_launcher();
+	foreach(lc, models)
+	{
+		PreSyncChecks *c = pre_sync_checks(crm, ((CrmModel *) lfirst(lc))->model);
+
+		refuse_failing_checks(crm, ((CrmModel *) lfirst(lc))->model, c,
+							  sync_options_flag(opts, SYNC_OPTION_FORCE));
+		checks = lappend(checks, c);
+	}
 
 	if (all)
 		parent = insert_run(crm, "all", 0, options, via, username, NULL, NULL, 0);
@@ -660,9 +811,274 @@ crm_dashboard_start_sync(PG_FUNCTION_ARGS)
 
 		id = insert_run(crm, ((CrmModel *) lfirst(lc))->model, parent, options, via, username,
 						cmd, sync_options_append_flags(list_copy(cmd->argv), opts), timeout);
+		attach_results(list_nth(checks, foreach_current_index(lc)), id);
 	}
 	launcher_wake_at_commit();
 	PG_RETURN_INT64(all ? parent : id);
+}
+
+/* The most models one start_syncs call takes. */
+#define BULK_MAX_MODELS 500
+
+/* What became of one model of a start_syncs request. */
+typedef struct BulkOutcome
+{
+	char	   *model;
+	const char *outcome;		/* started, already_running, paused, ... */
+	int64		run_id;			/* the new run, or the active one in the way; 0: none */
+	char	   *message;
+	CrmModel   *m;				/* the model, when it may start */
+	SyncCommand *cmd;
+	PreSyncChecks *checks;
+} BulkOutcome;
+
+/* The model called name among models, or NULL. */
+static CrmModel *
+find_model(List *models, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, models)
+		if (strcmp(((CrmModel *) lfirst(lc))->model, name) == 0)
+			return lfirst(lc);
+	return NULL;
+}
+
+/* Whether an earlier outcome of the request names the same model. */
+static bool
+listed_before(List *outcomes, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, outcomes)
+		if (strcmp(((BulkOutcome *) lfirst(lc))->model, name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Decide whether one model of a bulk request may start, by the rules of a
+ * single start (the same helpers: name, command, active run, pause, the
+ * data-quality checks before a sync, which force overrides); when
+ * it may not, o says why.  A pause skipped is recorded, as for "all".
+ */
+static void
+judge_model(BulkOutcome *o, const char *crm, List *models, List *earlier, const char *via,
+			const char *username, Jsonb *options, bool ignore_pause, bool force)
+{
+	const char *problem;
+	ActiveRun  *run;
+	PauseInfo  *pause;
+
+	if (o->model[0] == '\0')
+	{
+		o->outcome = "invalid";
+		o->message = pstrdup("A model name must not be empty.");
+		return;
+	}
+	if (listed_before(earlier, o->model))
+	{
+		o->outcome = "duplicate";
+		o->message = pstrdup("The model is listed more than once: it runs once.");
+		return;
+	}
+	o->m = find_model(models, o->model);
+	if (o->m == NULL)
+	{
+		o->outcome = "unknown_model";
+		o->message = psprintf("CRM %s has no model \"%s\".", crm, o->model);
+		return;
+	}
+	if ((problem = crm_name_problem(o->model)) != NULL)
+	{
+		o->outcome = "unsafe_name";
+		o->message = psprintf("The model name is passed to the sync command, and %s.", problem);
+		o->m = NULL;
+		return;
+	}
+	if ((o->cmd = find_command(crm, o->model, o->model)) == NULL)
+	{
+		o->outcome = "no_command";
+		o->message = psprintf("No sync command is registered for %s model %s.", crm, o->model);
+		o->m = NULL;
+		return;
+	}
+	if ((run = active_run(crm, list_make1(o->m), false)) != NULL)
+	{
+		o->outcome = strcmp(run->status, "running") == 0 ? "already_running" : "already_queued";
+		o->run_id = pg_strtoint64(run->id);
+		o->message = run->retry ? psprintf("A retry is already queued (run %s, %s).", run->id, run->retry)
+			: psprintf("A sync of %s %s is already %s (run %s).", crm, o->model, run->status, run->id);
+		o->m = NULL;
+		return;
+	}
+	if (!ignore_pause && (pause = pause_of(crm, o->model)) != NULL)
+	{
+		o->outcome = "paused";
+		o->message = psprintf("%s Start it anyway with the option {\"ignore_pause\": true}.", pause->detail);
+		record_skip(crm, o->model, via, username, pause, options);
+		o->m = NULL;
+		return;
+	}
+	o->checks = pre_sync_checks(crm, o->model);
+	if (o->checks->failures != NIL && !force)
+	{
+		o->outcome = "failing_checks";
+		o->message = psprintf("Data-quality checks failed: %s. Start it with the option {\"force\": true} to sync anyway.",
+							  failures_text(o->checks->failures, "; "));
+		o->m = NULL;
+		return;
+	}
+	o->outcome = "started";
+}
+
+/* The models of a start_syncs call, as C strings (NULL elements are refused). */
+static List *
+bulk_names(ArrayType *arr)
+{
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	List	   *names = NIL;
+
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("models must be a one-dimensional array")));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	if (n == 0 || n > BULK_MAX_MODELS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("models must name 1 to %d models, not %d", BULK_MAX_MODELS, n),
+				 errhint("For every model of a CRM, use crm_api.start_sync(crm, 'all').")));
+	for (int i = 0; i < n; i++)
+	{
+		if (nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("models must not contain NULL (element %d)", i + 1)));
+		names = lappend(names, TextDatumGetCString(elems[i]));
+	}
+	return names;
+}
+
+/* Add the list of models to a bulk parent run's configuration. */
+static void
+note_bulk_models(int64 parent, List *outcomes)
+{
+	List	   *started = NIL;
+	ListCell   *lc;
+	Oid			types[2] = {INT8OID, TEXTOID};
+	Datum		values[2];
+
+	foreach(lc, outcomes)
+		if (((BulkOutcome *) lfirst(lc))->m)
+			started = lappend(started, ((BulkOutcome *) lfirst(lc))->model);
+	values[0] = Int64GetDatum(parent);
+	values[1] = CStringGetTextDatum(list_to_json(started));
+	SPI_connect();
+	crm_spi_execute("UPDATE crm_dashboard.sync_history "
+					"SET configuration = configuration || jsonb_build_object('models', $2::jsonb) "
+					"WHERE id = $1",
+					2, types, values, NULL, false, 0, SPI_OK_UPDATE);
+	SPI_finish();
+}
+
+/* Queue the models that may start, one after another under one parent run; returns the parent. */
+static int64
+queue_bulk(const char *crm, List *outcomes, Jsonb *options, SyncOptions *opts, const char *via,
+		   const char *username)
+{
+	int64		parent = insert_run(crm, "all", 0, options, via, username, NULL, NULL, 0);
+	ListCell   *lc;
+
+	note_bulk_models(parent, outcomes);
+	foreach(lc, outcomes)
+	{
+		BulkOutcome *o = lfirst(lc);
+		int64		timeout = sync_options_number(opts, SYNC_OPTION_TIMEOUT);
+
+		if (o->m == NULL)
+			continue;
+		if (timeout == 0)
+			timeout = o->cmd->timeout;
+		o->run_id = insert_run(crm, o->model, parent, options, via, username, o->cmd,
+							   sync_options_append_flags(list_copy(o->cmd->argv), opts), timeout);
+		attach_results(o->checks, o->run_id);
+		o->message = psprintf("Queued as run " INT64_FORMAT " of run " INT64_FORMAT ".%s", o->run_id, parent,
+							  o->checks->failures ? psprintf(" Forced although data-quality checks failed: %s.",
+															 failures_text(o->checks->failures, "; ")) : "");
+	}
+	launcher_wake_at_commit();
+	return parent;
+}
+
+/*
+ * crm_dashboard.start_syncs(crm, models, options): queue several models of
+ * a CRM in one transaction, under one parent run that runs them one after
+ * another, with one set of options.  Each model gets an outcome row
+ * (started, already_running, already_queued, paused, failing_checks,
+ * unsafe_name, unknown_model, no_command, duplicate, invalid): a model that cannot
+ * start never fails the request, and never goes unmentioned.  What is wrong
+ * with the request itself (unknown CRM, bad options, no launcher) is an
+ * error.
+ */
+Datum
+crm_dashboard_start_syncs(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *crm = crm_arg_text(fcinfo, 0, "crm");
+	List	   *names;
+	Jsonb	   *options = crm_arg_given(fcinfo, 2) ? PG_GETARG_JSONB_P(2) : NULL;
+	SyncOptions *opts = sync_options_parse(options);
+	List	   *models;
+	List	   *outcomes = NIL;
+	ListCell   *lc;
+	char	   *via;
+	char	   *username;
+	int64		parent = 0;
+	bool		any = false;
+
+	if (PG_ARGISNULL(1))
+		crm_arg_null_error("models");
+	names = bulk_names(PG_GETARG_ARRAYTYPE_P(1));
+	models = crm_list_models(crm);
+	requester(NULL, &via, &username);
+	if (options == NULL)
+		options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	check_schema_version();
+	check_launcher();
+	lock_starts(crm);
+	foreach(lc, names)
+	{
+		BulkOutcome *o = palloc0(sizeof(BulkOutcome));
+
+		o->model = lfirst(lc);
+		judge_model(o, crm, models, outcomes, via, username, options,
+					sync_options_flag(opts, SYNC_OPTION_IGNORE_PAUSE),
+					sync_options_flag(opts, SYNC_OPTION_FORCE));
+		any |= o->m != NULL;
+		outcomes = lappend(outcomes, o);
+	}
+	if (any)
+		parent = queue_bulk(crm, outcomes, options, opts, via, username);
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	foreach(lc, outcomes)
+	{
+		BulkOutcome *o = lfirst(lc);
+		Datum		values[5];
+		bool		nulls[5] = {false, false, o->run_id == 0, parent == 0, false};
+
+		values[0] = CStringGetTextDatum(o->model);
+		values[1] = CStringGetTextDatum(o->outcome);
+		values[2] = Int64GetDatum(o->run_id);
+		values[3] = Int64GetDatum(o->m ? parent : 0);
+		nulls[3] = o->m == NULL;
+		values[4] = CStringGetTextDatum(o->message);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }
 
 /* crm_dashboard.wake_launcher(): wake the launcher when this transaction commits. */

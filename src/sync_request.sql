@@ -145,6 +145,11 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM crm_dashboard.sync_history h WHERE h.id = stop_sync.id) THEN
         PERFORM crm_dashboard.unknown_run(id);
     END IF;
+    -- the launcher locks a model run before its parent: lock in that order too
+    PERFORM 1 FROM crm_dashboard.sync_history h
+      WHERE (h.id = stop_sync.id OR h.parent_id = stop_sync.id) AND h.status IN ('queued', 'running')
+      ORDER BY h.parent_id IS NULL, h.id
+        FOR UPDATE;
     UPDATE crm_dashboard.sync_history h
        SET stop_requested = true,
            status = CASE WHEN h.status = 'queued' THEN 'cancelled' ELSE h.status END,
@@ -168,3 +173,75 @@ REVOKE ALL ON FUNCTION crm_api.start_sync(text, text, jsonb), crm_api.stop_sync(
 GRANT EXECUTE ON FUNCTION crm_api.start_sync(text, text, jsonb), crm_api.stop_sync(bigint)
     TO crm_dashboard_operator;
 GRANT EXECUTE ON FUNCTION crm_api.command_preview(text, text, jsonb) TO crm_dashboard_viewer;
+
+-- Several models at once: one transaction, one parent run that runs them one
+-- after another, one set of options, an outcome row per model.  Each model
+-- is judged by the rules of a single start (name, command, active run,
+-- pause); one that cannot start is reported, never fails the request.
+CREATE FUNCTION crm_dashboard.start_syncs(crm text, models text[], options jsonb DEFAULT '{}')
+RETURNS TABLE (model text, outcome text, run_id bigint, parent_id bigint, message text)
+LANGUAGE c VOLATILE
+AS 'MODULE_PATHNAME', 'crm_dashboard_start_syncs';
+COMMENT ON FUNCTION crm_dashboard.start_syncs(text, text[], jsonb) IS
+    'Private: validate and queue several models of a CRM under one parent run, an outcome per model.';
+REVOKE ALL ON FUNCTION crm_dashboard.start_syncs(text, text[], jsonb) FROM PUBLIC;
+
+CREATE FUNCTION crm_api.start_syncs(crm text, models text[], options jsonb DEFAULT '{}')
+RETURNS TABLE (model text, outcome text, run_id bigint, parent_id bigint, message text)
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT * FROM crm_dashboard.start_syncs(crm, models, options) $$;
+COMMENT ON FUNCTION crm_api.start_syncs(text, text[], jsonb) IS
+    'Queue several models of a CRM in one transaction under one parent run (they run one after another) with one set of options (those of start_sync).  One row per model: outcome started (run_id is its run, parent_id the parent), already_running or already_queued (run_id is the active run), paused, unsafe_name, unknown_model, no_command, duplicate or invalid, with a message.';
+REVOKE ALL ON FUNCTION crm_api.start_syncs(text, text[], jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm_api.start_syncs(text, text[], jsonb) TO crm_dashboard_operator;
+
+-- Stopping several runs: each as crm_api.stop_sync stops one, an outcome
+-- row per run.
+CREATE FUNCTION crm_api.stop_syncs(ids bigint[])
+RETURNS TABLE (run_id bigint, outcome text, status text, message text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    before text;
+    after text;
+BEGIN
+    IF ids IS NULL THEN
+        RAISE EXCEPTION 'ids must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF cardinality(ids) NOT BETWEEN 1 AND 500 THEN
+        RAISE EXCEPTION 'ids must name 1 to 500 runs, not %', cardinality(ids)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- every run concerned, model runs before their parents, as the launcher locks them
+    PERFORM 1 FROM crm_dashboard.sync_history h
+      WHERE (h.id = ANY (ids) OR h.parent_id = ANY (ids)) AND h.status IN ('queued', 'running')
+      ORDER BY h.parent_id IS NULL, h.id
+        FOR UPDATE;
+    FOR run_id IN SELECT DISTINCT ON (u.id) u.id FROM unnest(ids) WITH ORDINALITY u(id, n)
+                   WHERE u.id IS NOT NULL ORDER BY u.id, u.n LOOP
+        SELECT h.status INTO before FROM crm_dashboard.sync_history h WHERE h.id = run_id;
+        IF NOT FOUND THEN
+            outcome := 'unknown';
+            status := NULL;
+            message := format('There is no run %s.', run_id);
+        ELSIF before NOT IN ('queued', 'running') THEN
+            outcome := 'already_finished';
+            status := before;
+            message := format('Run %s has already finished (%s).', run_id, before);
+        ELSE
+            after := crm_api.stop_sync(run_id)->>'status';
+            outcome := CASE WHEN after = 'cancelled' THEN 'cancelled' ELSE 'stopping' END;
+            status := after;
+            message := CASE WHEN after = 'cancelled' THEN format('Run %s was queued: it is cancelled.', run_id)
+                            ELSE format('Run %s is being stopped.', run_id) END;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION crm_api.stop_syncs(bigint[]) IS
+    'Stop several runs, each as stop_sync stops one.  One row per distinct id: outcome cancelled (it was queued), stopping (it runs: SIGTERM, then SIGKILL after crm_dashboard.stop_grace), already_finished or unknown, with the status and a message.';
+REVOKE ALL ON FUNCTION crm_api.stop_syncs(bigint[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm_api.stop_syncs(bigint[]) TO crm_dashboard_operator;

@@ -286,7 +286,7 @@ def test_export_cursor_is_documented_and_granted(cluster):
         SELECT obj_description(p.oid, 'pg_proc') IS NOT NULL, p.prosecdef, p.proconfig,
                has_function_privilege('crm_dashboard_viewer', p.oid, 'EXECUTE'),
                has_function_privilege('public', p.oid, 'EXECUTE')
-          FROM pg_proc p WHERE p.oid = 'crm_api.export_cursor(text, text, text, text, boolean)'::regprocedure""")
+          FROM pg_proc p WHERE p.oid = 'crm_api.export_cursor(text, text, text, text, boolean, jsonb)'::regprocedure""")
     assert rows == [(True, True, ["search_path=pg_catalog, pg_temp"], True, False)]
 
 

@@ -174,11 +174,14 @@ export async function logout() {
 	endSession('logout');
 }
 
-// Download a POST /api/rpc/<fn> answer as a file (CSV export); rename(name) may
-// adjust the server's file name.  Returns the name used.
-export async function download(fn, args, accept, fallbackName, rename = (n) => n) {
+// Download a POST /api/rpc/<fn> answer as a file (CSV or Excel export);
+// rename(name) may adjust the server's file name.  Returns the name used;
+// onNote(text) hears the server's Export-Note (what Excel's limits cut).
+export async function download(fn, args, accept, fallbackName, rename = (n) => n, onNote = () => {}) {
 	const res = await request('POST', `rpc/${fn}`, { body: args, accept, raw: true });
 	const blob = await res.blob();
+	const note = res.headers.get('Export-Note');
+	if (note) onNote(note);
 	const disposition = res.headers.get('Content-Disposition') || '';
 	const match = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(disposition);
 	const name = rename(match ? decodeURIComponent(match[1]) : fallbackName);

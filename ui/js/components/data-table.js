@@ -1,10 +1,16 @@
-// The model data table: column chooser, search, sortable headers, page size, keyset pages, CSV export.
+// The model data table: column chooser, search, filters (in the URL), sortable
+// headers, page size, keyset pages, CSV and Excel export.
 
 import { rpc, download } from '../api.js';
 import { h, replace, debounce, errorBox, loading, empty } from '../dom.js';
 import { setQuery } from '../router.js';
 import * as fmt from '../format.js';
 import { renderValue } from './value.js';
+import { filterBuilder, parseFilter, countConditions } from './filter-builder.js';
+
+const XLSX = 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
+// Excel's rows below the header.
+const XLSX_MAX_ROWS = 1048575;
 
 const PAGE_SIZES = [10, 25, 50, 100];
 
@@ -12,6 +18,7 @@ const PAGE_SIZES = [10, 25, 50, 100];
 export function dataTable({ crm, model, query, signal }) {
 	const state = {
 		search: query.get('q') || '',
+		filter: parseFilter(query.get('filter')),
 		sort: query.get('sort') || null,
 		descending: query.get('desc') === '1',
 		perPage: PAGE_SIZES.includes(Number(query.get('size'))) ? Number(query.get('size')) : 25,
@@ -25,7 +32,19 @@ export function dataTable({ crm, model, query, signal }) {
 	const chooserList = h('div', { class: 'chooser-list', role: 'group', 'aria-label': 'Visible columns' });
 	const chooserSummary = h('summary', { class: 'btn' }, 'Columns');
 	const chooser = h('details', { class: 'dropdown' }, chooserSummary, h('div', { class: 'dropdown-panel' }, chooserList));
-	const exportBtn = h('button', { type: 'button', class: 'btn' }, '⬇ Export CSV');
+	const exportBtn = h('button', { type: 'button', class: 'btn', id: 'export-csv' }, '⬇ Export CSV');
+	const xlsxBtn = h('button', { type: 'button', class: 'btn', id: 'export-xlsx' }, '⬇ Export Excel');
+	const filterSummary = h('summary', { class: 'btn', id: 'filter-toggle' }, 'Filter');
+	const builder = filterBuilder({
+		onApply(f) {
+			state.filter = f;
+			filterPanel.open = !!f;
+			restart();
+		},
+	});
+	const filterPanel = h('details', { class: 'filter-panel', open: !!state.filter }, filterSummary, builder.el);
+	const scanNote = h('div', { 'aria-live': 'polite' });
+	let builderReady = false;
 	const exportMsg = h('span', { class: 'muted small', 'aria-live': 'polite' });
 	const note = h('div');
 	const tableWrap = h('div', { class: 'table-wrap', tabindex: '0', 'aria-label': `${crm} ${model} rows` });
@@ -39,8 +58,8 @@ export function dataTable({ crm, model, query, signal }) {
 		h('div', { class: 'toolbar' },
 			h('div', { class: 'field field-inline grow' }, h('label', { for: 'row-search', class: 'sr-only' }, 'Search rows'), searchInput),
 			h('div', { class: 'field field-inline' }, h('label', { for: 'page-size' }, 'Rows per page'), sizeSelect),
-			chooser, exportBtn, exportMsg),
-		note, status, tableWrap,
+			chooser, exportBtn, xlsxBtn, exportMsg),
+		filterPanel, note, scanNote, status, tableWrap,
 		h('div', { class: 'pager' }, prevBtn, pageInfo, nextBtn));
 
 	let seq = 0;
@@ -49,18 +68,25 @@ export function dataTable({ crm, model, query, signal }) {
 	async function load() {
 		const mine = ++seq;
 		const after = state.cursors[state.cursors.length - 1];
-		setQuery({ q: state.search, sort: state.sort, desc: state.descending ? '1' : '', size: state.perPage === 25 ? '' : state.perPage });
+		setQuery({ q: state.search, filter: state.filter ? JSON.stringify(state.filter) : '', sort: state.sort,
+			desc: state.descending ? '1' : '', size: state.perPage === 25 ? '' : state.perPage });
+		filterSummary.textContent = state.filter ? `Filter (${countConditions(state.filter)})` : 'Filter';
 		tableWrap.setAttribute('aria-busy', 'true');
 		if (!state.page) replace(tableWrap, loading('Loading rows…'));
 		busy = true;
 		try {
 			const page = await rpc('model_rows', {
 				crm, model, after, per_page: state.perPage, search: state.search || null,
-				sort: state.sort, descending: state.descending,
+				sort: state.sort, descending: state.descending, filter: state.filter,
 			}, { signal });
 			if (mine !== seq) return;
 			state.page = page;
 			state.columns = page.columns || [];
+			if (!builderReady) {
+				builder.setColumns(state.columns);
+				builder.setFilter(state.filter);
+				builderReady = true;
+			}
 			status.replaceChildren();
 			paint();
 		} catch (err) {
@@ -87,11 +113,14 @@ export function dataTable({ crm, model, query, signal }) {
 		const page = state.page;
 		paintChooser();
 		replace(note, page.note ? h('p', { class: 'note' }, 'ℹ️ ', page.note) : null);
+		// The planner means to read a large table whole for this search or filter: say so.
+		replace(scanNote, page.scan ? h('p', { class: 'alert alert-warn scan-note', role: 'note' }, '⚠ ', page.scan.message) : null);
 		const cols = visibleColumns();
 		const rows = page.rows || [];
 		if (!rows.length) {
-			replace(tableWrap, empty(state.search ? `No rows match “${state.search}”.` : 'This model has no rows yet.',
-				state.search ? 'Try another search, or clear the search box.' : 'Run a sync to fetch its records.'));
+			const narrowed = state.search || state.filter;
+			replace(tableWrap, empty(state.search ? `No rows match “${state.search}”.` : state.filter ? 'No rows match the filter.' : 'This model has no rows yet.',
+				narrowed ? 'Try another search or filter, or clear them.' : 'Run a sync to fetch its records.'));
 		} else {
 			const head = h('tr', {}, cols.map((c) => headerCell(c)));
 			const body = rows.map((row) => h('tr', {}, cols.map((c) => h('td', { dataset: { col: c.name } }, renderValue(row[c.name], c.type)))));
@@ -185,20 +214,26 @@ export function dataTable({ crm, model, query, signal }) {
 		state.cursors.pop();
 		load();
 	});
-	exportBtn.addEventListener('click', async () => {
-		exportBtn.disabled = true;
-		exportMsg.textContent = 'Preparing CSV…';
+	// Download the filtered, sorted rows as CSV or an Excel workbook.
+	async function exportAs(btn, accept, ext, label) {
+		btn.disabled = true;
+		const total = state.page ? state.page.estimated_total : null;
+		const tooMany = ext === 'xlsx' && total > XLSX_MAX_ROWS;
+		exportMsg.textContent = `Preparing ${label}…${tooMany ? ` Excel holds at most ${fmt.int(XLSX_MAX_ROWS)} rows: the file will stop there; export CSV for every row.` : ''}`;
+		let serverNote = null;
 		try {
 			const name = await download('export_rows', {
-				crm, model, search: state.search || null, sort: state.sort, descending: state.descending,
-			}, 'text/csv', `${crm}_${model}.csv`, (n) => exportName(n, state.search));
-			exportMsg.textContent = `Downloaded ${name}`;
+				crm, model, search: state.search || null, sort: state.sort, descending: state.descending, filter: state.filter,
+			}, accept, `${crm}_${model}.${ext}`, (n) => exportName(n, state.search, undefined, ext), (n) => { serverNote = n; });
+			exportMsg.textContent = `Downloaded ${name}${serverNote ? `. ${serverNote}` : ''}`;
 		} catch (err) {
 			exportMsg.textContent = `Export failed: ${err.message}`;
 		} finally {
-			exportBtn.disabled = false;
+			btn.disabled = false;
 		}
-	});
+	}
+	exportBtn.addEventListener('click', () => exportAs(exportBtn, 'text/csv', 'csv', 'CSV'));
+	xlsxBtn.addEventListener('click', () => exportAs(xlsxBtn, XLSX, 'xlsx', 'Excel file'));
 	document.addEventListener('click', (e) => {
 		if (chooser.open && !chooser.contains(e.target)) chooser.open = false;
 	}, { signal });
@@ -228,10 +263,10 @@ export function pageText(n, hasNext, total, shown, perPage) {
 
 // The export's file name says what it holds: the search (if any) and the day,
 // so that several exports of one model do not overwrite each other.
-export function exportName(serverName, search, day = fmt.localDay()) {
-	const base = serverName.replace(/\.csv$/i, '');
+export function exportName(serverName, search, day = fmt.localDay(), ext = 'csv') {
+	const base = serverName.replace(/\.(csv|xlsx)$/i, '');
 	const term = (search || '').toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 30);
-	return `${base}${term ? `_${term}` : ''}_${day}.csv`;
+	return `${base}${term ? `_${term}` : ''}_${day}.${ext}`;
 }
 
 // Mark a pager button usable or not.

@@ -1,6 +1,7 @@
 // A CRM's models: last sync, status (with why a queued run waits, a pause,
 // "action required"), freshness, records, duration; View / Sync / Stop /
-// Pause / Resume; Sync all; pausing the whole CRM.
+// Pause / Resume; Sync all; pausing the whole CRM; selecting several models
+// to sync or stop together.
 
 import { get, rpc, canOperate } from '../api.js';
 import { h, replace, loading, empty, errorBox, throttle, pageTitle, keepFocus } from '../dom.js';
@@ -14,6 +15,7 @@ import { waitNote, actionBadge } from '../components/attempts.js';
 import { freshnessBadge, watermark } from '../components/freshness.js';
 import { alertCounts, alertCountBadge, onAlertsChanged } from '../components/alerts.js';
 import { pauseBanner, pauseButton, resumeButton, pauseText } from '../components/pause.js';
+import { selection, bulkBar } from '../components/bulk.js';
 
 // Render the models table of ctx.params.crm; rows follow live run changes.
 export function render(ctx) {
@@ -36,6 +38,18 @@ export function render(ctx) {
 	const syncAll = operate ? h('button', { type: 'button', class: 'btn btn-primary' }, '▶ Sync all models') : null;
 	const actions = h('div', { class: 'page-actions' }, h('a', { class: 'btn btn-ghost', href: `/history?crm=${encodeURIComponent(crm)}` }, 'Sync history →'), crmPauseBtn, syncAll);
 	const toolbar = h('div', { class: 'toolbar' }, h('label', { for: 'model-search', class: 'sr-only' }, 'Search models'), search);
+	let shownNames = [];
+	const sel = selection(() => {
+		if (models) paint();
+	});
+	// The active runs of the selected models, for "Stop N runs".
+	const selectedRuns = () => (models || []).filter((m) => sel.chosen.has(m.model)).map((m) => {
+		const ev = live.get(m.model);
+		const status = ev ? ev.status : m.last_status;
+		const id = ev ? ev.id : m.active_run_id;
+		return isActive(status) && id ? { id, model: m.model, status } : null;
+	}).filter(Boolean);
+	const bar = operate ? bulkBar({ crm, sel, runs: selectedRuns, onDone: load }) : null;
 
 	// Fetch the CRM and its models.
 	async function load() {
@@ -79,6 +93,8 @@ export function render(ctx) {
 		const q = search.value.trim().toLowerCase();
 		setQuery({ q: search.value.trim() });
 		const shown = models.filter((m) => !q || m.model.toLowerCase().includes(q) || m.table_name.toLowerCase().includes(q));
+		shownNames = shown.map((m) => m.model);
+		if (bar) bar.update();
 		if (!models.length) {
 			replace(body, empty('No models found for this CRM.', `Tables named ${crm}_<model> in the configured schemas appear here.`));
 			return;
@@ -88,7 +104,8 @@ export function render(ctx) {
 			return;
 		}
 		keepFocus(body, () => replace(body, h('div', { class: 'table-wrap' }, h('table', { class: 'table models-table stack-mobile' },
-			h('thead', {}, h('tr', {}, ['Model', 'Status', 'Freshness', 'Last sync', 'Records', 'Duration', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
+			h('thead', {}, h('tr', {}, operate ? h('th', { scope: 'col', class: 'select-cell' }, sel.all(() => shownNames)) : null,
+				['Model', 'Status', 'Freshness', 'Last sync', 'Records', 'Duration', 'Actions'].map((t) => h('th', { scope: 'col' }, t)))),
 			h('tbody', {}, shown.map(row))))));
 	}
 
@@ -123,6 +140,7 @@ export function render(ctx) {
 		else if (operate && !m.paused) actions.push(pauseButton({ crm, model: m.model, onDone: load }));
 		const run = activeRuns.get(m.model);
 		return h('tr', { dataset: { model: m.model } },
+			operate ? h('td', { class: 'select-cell', 'data-label': 'Select' }, sel.box(m.model, `Select ${m.model}`, () => shownNames)) : null,
 			h('td', { 'data-label': 'Model' }, h('a', { href, class: 'strong' }, m.model),
 				alertCountBadge(alerts[`${crm}/${m.model}`], `/alerts?crm=${encodeURIComponent(crm)}`),
 				h('div', { class: 'muted small mono' }, m.table_name), refusal),
@@ -178,5 +196,5 @@ export function render(ctx) {
 		h('div', { class: 'page-head' },
 			h('div', { class: 'title-row' }, icon, h('div', {}, h('div', { class: 'title-line' }, title, headBadge), subtitle)),
 			actions),
-		pauseSlot, toolbar, errorSlot, body);
+		pauseSlot, toolbar, errorSlot, body, bar ? bar.el : null);
 }

@@ -1,6 +1,7 @@
 // Model detail: summary with exact count on demand, its pause and "action
 // required", freshness (on time / late / overdue, expected by, last success,
-// data watermark), the retry policy, recent errors with logs, and the data table.
+// data watermark), the retry policy, recent errors with logs, the data-quality
+// checks, and the data table.
 
 import { rpc, canOperate } from '../api.js';
 import { h, replace, loading, empty, errorBox, throttle, pageTitle, keepFocus } from '../dom.js';
@@ -14,6 +15,7 @@ import { dataTable } from '../components/data-table.js';
 import { attemptText, actionBadge } from '../components/attempts.js';
 import { freshnessFacts, every } from '../components/freshness.js';
 import { pauseBanner, pauseButton, resumeButton } from '../components/pause.js';
+import { checksCard } from '../components/checks.js';
 
 // Render the detail page of ctx.params.crm / ctx.params.model.
 export function render(ctx) {
@@ -28,6 +30,7 @@ export function render(ctx) {
 	const actions = h('div', { class: 'page-actions' });
 	const notice = h('div', { 'aria-live': 'polite' });
 	const table = dataTable({ crm, model, query: ctx.query, signal: ctx.signal });
+	const checks = checksCard({ crm, model, operate, signal: ctx.signal });
 
 	// Fetch the model summary.
 	async function load() {
@@ -156,6 +159,7 @@ export function render(ctx) {
 		if (e.crm !== crm || e.model !== model) return;
 		reload();
 		if (!isActive(e.status)) {
+			checks.reload();
 			replace(notice, h('div', { class: 'alert alert-info' }, `A sync of ${model} finished (${e.status}). `,
 				h('button', { type: 'button', class: 'btn-link', onclick: () => { notice.replaceChildren(); table.reload(); } }, 'Reload rows')));
 		}
@@ -170,6 +174,7 @@ export function render(ctx) {
 		h('div', { class: 'page-head' }, h('div', {}, pageTitle(model), h('p', { class: 'muted subtitle' }, `${crm} model`)), actions),
 		notice, banners,
 		h('div', { class: 'detail-grid' }, summary, freshnessCard, errorsCard),
+		checks.el,
 		table.el);
 }
 

@@ -1,5 +1,5 @@
 // One run: status, attempts, why it waits, metrics and ETA, configuration (with
-// the exact command), child runs and the log.
+// the exact command), child runs, data-quality results and the log.
 
 import { get, rpc, canOperate } from '../api.js';
 import { h, replace, loading, empty, errorBox, throttle, pageTitle, keepFocus } from '../dom.js';
@@ -8,6 +8,7 @@ import { onSync } from '../live.js';
 import { badge, isActive } from '../components/status.js';
 import { renderValue } from '../components/value.js';
 import { attemptText, waitText, ERROR_CLASSES, actionBadge } from '../components/attempts.js';
+import { runChecks } from '../components/checks.js';
 
 // Render run ctx.params.id; it follows the run live until it finishes.
 export function render(ctx) {
@@ -22,6 +23,8 @@ export function render(ctx) {
 	let run = null;
 	let children = [];
 	let attempts = [];
+	const checksSlot = h('div', {});
+	let checksShown = false;
 
 	if (!Number.isInteger(id) || id <= 0) {
 		return h('div', { class: 'page' }, title, empty(`“${ctx.params.id}” is not a run number.`));
@@ -46,6 +49,11 @@ export function render(ctx) {
 			logPre.textContent = log || '(no output recorded)';
 			keepFocus(root, paint);
 			if (!isActive(run.status)) clearInterval(poller);
+			// the results before the run exist at once, those after it when it ends
+			if (!checksShown || !isActive(run.status)) {
+				checksShown = !isActive(run.status);
+				runChecks(id, ctx.signal).then((card) => replace(checksSlot, card)).catch(() => {});
+			}
 		} catch (err) {
 			if (err.name !== 'AbortError') replace(errorSlot, errorBox(err, 'Could not load the run'));
 		}
@@ -167,7 +175,7 @@ export function render(ctx) {
 	const root = h('div', { class: 'page' },
 		h('nav', { class: 'breadcrumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '/history' }, 'Sync history'), h('span', { 'aria-hidden': 'true' }, ' / '), h('span', { 'aria-current': 'page' }, `Run #${id}`)),
 		h('div', { class: 'page-head' }, h('div', {}, h('div', { class: 'title-line' }, title, headBadge), subtitle), actions),
-		errorSlot, content);
+		errorSlot, content, checksSlot);
 	load();
 	return root;
 }
