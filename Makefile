@@ -11,11 +11,13 @@ OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 # the C file of the same concern, in the order data flows: tables, then
 # discovery, paging, sync requests, the launcher's queue (policies, pauses,
 # retries, the claim step), announcements, schedules, history (whose views
-# read all of those), alerts and their delivery, authentication, the HTTP surface and capabilities.
+# read all of those), data-quality checks, the log store, retention and
+# analytics, alerts and their delivery, authentication, the HTTP surface and
+# capabilities.
 EXTENSION_PARTS = src/schema.sql src/discovery.sql src/paging.sql \
                   src/sync_request.sql src/launcher.sql src/announce.sql src/schedules.sql \
-                  src/history.sql src/quality.sql src/alerts.sql src/delivery.sql src/metrics.sql src/auth.sql src/http.sql \
-                  src/capabilities.sql
+                  src/history.sql src/quality.sql src/logs.sql src/retention.sql src/analytics.sql \
+                  src/alerts.sql src/delivery.sql src/metrics.sql src/auth.sql src/http.sql src/capabilities.sql
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA       = $(wildcard updates/$(EXTENSION)--*--*.sql)
 

@@ -72,7 +72,7 @@ BEGIN
         (crm_source, sync_type, endpoint, start_time, end_time, status, records_processed, records_created,
          records_updated, records_failed, error_message, configuration, performance_metrics, parent_id,
          requested_by, requested_via, queued_at, records_total, pid, heartbeat, exit_code, exit_signal,
-         stop_requested, log)
+         stop_requested)
     VALUES
         (crm, model, format('/%s/%s', crm, model), started, started + make_interval(secs => secs), status,
          processed, created, updated, failed,
@@ -86,13 +86,17 @@ BEGIN
          parent, who, via, started - make_interval(secs => random() * 2), total,
          20000 + floor(random() * 40000)::int, started + make_interval(secs => secs),
          CASE status WHEN 'failed' THEN 1 WHEN 'cancelled' THEN NULL ELSE 0 END,
-         CASE WHEN status = 'cancelled' THEN 15 END, status = 'cancelled',
-         format(E'Starting %s sync of %s\nFetched %s records\n', pg_temp.display(crm), model, processed)
-         || CASE status WHEN 'failed' THEN pg_temp.failure(crm, model, failure_kind, processed) || E'\n'
-                        WHEN 'partial' THEN pg_temp.validation(crm, model, processed) || E'\n'
-                        WHEN 'cancelled' THEN E'Received SIGTERM; rolled back the current batch\n'
-                        ELSE 'Done' || E'\n' END)
+         CASE WHEN status = 'cancelled' THEN 15 END, status = 'cancelled')
     RETURNING sync_history.id INTO id;
+    -- its log, in the log store as the launcher writes it
+    INSERT INTO crm_dashboard.sync_log_chunk (run_id, seq, first_line, first_byte, body, written_at)
+    VALUES (id, 1, 1, 0,
+            format(E'Starting %s sync of %s\nFetched %s records\n', pg_temp.display(crm), model, processed)
+            || CASE status WHEN 'failed' THEN pg_temp.failure(crm, model, failure_kind, processed) || E'\n'
+                           WHEN 'partial' THEN pg_temp.validation(crm, model, processed) || E'\n'
+                           WHEN 'cancelled' THEN E'Received SIGTERM; rolled back the current batch\n'
+                           ELSE 'Done' || E'\n' END,
+            started + make_interval(secs => secs));
     RETURN id;
 END
 $$;
@@ -174,8 +178,7 @@ BEGIN
                    status = c.worst, error_message = CASE WHEN c.worst <> 'success' THEN c.worst_message END,
                    exit_code = 0, exit_signal = NULL, stop_requested = false,
                    configuration = jsonb_set(p.configuration, '{argv}', '[]'),
-                   performance_metrics = jsonb_build_object('children', c.children),
-                   log = format(E'Ran %s models of %s\n', c.children, pg_temp.display(crm))
+                   performance_metrics = jsonb_build_object('children', c.children)
               FROM (SELECT max(end_time) AS finish, sum(records_processed) AS processed,
                            sum(records_created) AS created, sum(records_updated) AS updated,
                            sum(records_failed) AS failed, count(*) AS children,
@@ -186,6 +189,10 @@ BEGIN
                                FILTER (WHERE error_message IS NOT NULL) AS worst_message
                       FROM crm_dashboard.sync_history WHERE parent_id = parent) c
              WHERE p.id = parent;
+            UPDATE crm_dashboard.sync_log_chunk k
+               SET body = format(E'Ran %s models of %s\n', (SELECT count(*) FROM crm_dashboard.sync_history
+                                                             WHERE parent_id = parent), pg_temp.display(crm))
+             WHERE k.run_id = parent AND k.seq = 1;
         END LOOP;
     END LOOP;
 END

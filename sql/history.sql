@@ -69,5 +69,5 @@ SELECT health FROM crm_api.crm_sources WHERE crm = 'five9';
 SET client_min_messages = warning;
 DROP SCHEMA ingestion CASCADE;
 DROP TABLE public.hubspot_secret;
-TRUNCATE crm_dashboard.sync_history;
+TRUNCATE crm_dashboard.sync_history CASCADE;
 SELECT count(*) AS models_left, sum(model_count) AS counted FROM crm_api.crm_sources;

@@ -396,7 +396,8 @@ CREATE VIEW crm_api.crm_models AS
            st.action_required, st.action_required_run_id, st.action_required_error,
            f.freshness, f.expected_by, f.last_success_at,
            extract(epoch FROM f.cadence)::float8 AS cadence_seconds, f.cadence_source,
-           w.watermark AS data_watermark, w.note AS watermark_note
+           w.watermark AS data_watermark, w.note AS watermark_note,
+           (SELECT h.anomalies FROM crm_dashboard.sync_history h WHERE h.id = m.last_run_id) AS last_run_anomalies
       FROM crm_dashboard.crm_models(NULL) m
       LEFT JOIN LATERAL crm_dashboard.model_state(m.crm, m.model) st ON true
       LEFT JOIN LATERAL (SELECT array_agg(s.cron) AS crons, min(s.created_at) AS since FROM schedules s
@@ -404,7 +405,7 @@ CREATE VIEW crm_api.crm_models AS
       LEFT JOIN LATERAL crm_dashboard.freshness_of(m.crm, m.model, sc.crons, sc.since) f ON true
       LEFT JOIN crm_dashboard.model_watermarks(NULL) w ON w.crm = m.crm AND w.model = m.model;
 COMMENT ON VIEW crm_api.crm_models IS
-    'One row per model (table <crm>_<model>): estimated rows, latest run and its figures, active run; name_problem says why a model cannot be synced; its pause; action required (with the error); freshness (on_time, late, overdue, unknown), expected by, last success, cadence and its source (sla, schedule, learned); data watermark (newest "updated" value) or why there is none (not indexed).';
+    'One row per model (table <crm>_<model>): estimated rows, latest run and its figures, active run; name_problem says why a model cannot be synced; its pause; action required (with the error); freshness (on_time, late, overdue, unknown), expected by, last success, cadence and its source (sla, schedule, learned); data watermark (newest "updated" value) or why there is none (not indexed); what was unusual about the latest run (last_run_anomalies, as in crm_api.sync_runs).';
 
 CREATE FUNCTION crm_api.model_detail(crm text, model text, exact_count boolean DEFAULT false)
 RETURNS json
@@ -425,11 +426,12 @@ CREATE VIEW crm_api.sync_runs AS
            h.attempt, h.max_attempts, h.first_attempt_id, h.not_before, h.priority, h.error_class,
            h.rate_limited_until, h.last_output_at,
            CASE WHEN h.status = 'queued' THEN crm_dashboard.wait_reason(h) END AS wait_reason,
-           CASE WHEN h.status = 'running' THEN crm_dashboard.run_eta(h) END AS eta_seconds
+           CASE WHEN h.status = 'running' THEN crm_dashboard.run_eta(h) END AS eta_seconds,
+           h.anomalies, h.error_fingerprint
       FROM crm_dashboard.sync_history h
      ORDER BY h.start_time DESC, h.id DESC;
 COMMENT ON VIEW crm_api.sync_runs IS
-    'Every sync run, newest first; filter by crm, model, status.  attempt n of max_attempts (first_attempt_id links retries to the first); a queued run says why it waits (wait_reason) and does not start before not_before; error_class says why one failed; eta_seconds estimates what is left.  The output log is crm_api.sync_log(id).';
+    'Every sync run, newest first; filter by crm, model, status.  attempt n of max_attempts (first_attempt_id links retries to the first); a queued run says why it waits (wait_reason) and does not start before not_before; error_class says why one failed; eta_seconds estimates what is left; anomalies says what was unusual about a finished run against its model''s recent runs ([{kind, message, value, usual}]); error_fingerprint groups its failure with the same failure elsewhere (crm_api.failures).  The output log is crm_api.sync_log(id).';
 
 CREATE VIEW crm_api.sync_errors AS
     SELECT h.id AS run_id, h.crm_source::text AS crm, h.sync_type::text AS model,
@@ -444,7 +446,7 @@ GRANT SELECT ON crm_api.crm_sources, crm_api.crm_models,
     crm_api.sync_runs, crm_api.sync_errors TO crm_dashboard_viewer;
 GRANT EXECUTE ON FUNCTION crm_api.model_detail(text, text, boolean) TO crm_dashboard_viewer;
 
--- A run as JSON (everything but the log, which sync_log returns).
+-- A run as JSON (everything but the log, which sync_log returns: src/logs.sql).
 CREATE FUNCTION crm_dashboard.run_json(run_id bigint) RETURNS json
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -507,22 +509,5 @@ END
 $$;
 COMMENT ON FUNCTION crm_api.sync_status(bigint) IS 'The live state of a run as JSON (counters, status, configuration, metrics).';
 
-CREATE FUNCTION crm_api.sync_log(id bigint) RETURNS text
-LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    result text;
-BEGIN
-    SELECT h.log INTO result FROM crm_dashboard.sync_history h WHERE h.id = sync_log.id;
-    IF NOT FOUND THEN
-        PERFORM crm_dashboard.unknown_run(id);
-    END IF;
-    RETURN result;
-END
-$$;
-COMMENT ON FUNCTION crm_api.sync_log(bigint) IS
-    'The kept output of a run (the last crm_dashboard.log_limit bytes; refreshed while running: every 2 s, up to every 10 s when it is large).';
-
-REVOKE ALL ON FUNCTION crm_dashboard.run_json(bigint), crm_api.sync_status(bigint), crm_api.sync_log(bigint) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION crm_api.sync_status(bigint), crm_api.sync_log(bigint) TO crm_dashboard_viewer;
+REVOKE ALL ON FUNCTION crm_dashboard.run_json(bigint), crm_api.sync_status(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm_api.sync_status(bigint) TO crm_dashboard_viewer;

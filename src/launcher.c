@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/supportnodes.h"
@@ -66,6 +67,7 @@ static TimestampTz last_work_at = 0;
 static TimestampTz launch_retry_at = 0;	/* no launches before, after one failed */
 static TimestampTz queue_due_at = 0;	/* a queued run becomes due then; 0: none ahead */
 static TimestampTz freshness_due_at = 0;	/* next look at the models' freshness */
+static TimestampTz retention_due_at = 0;	/* next batch of retention */
 static Oid	extension_oid = InvalidOid;	/* the installation our runs belong to */
 
 /* Set by the SIGCHLD handler (launcher_spawn.c). */
@@ -163,6 +165,23 @@ launcher_available(Oid *database)
 	SpinLockRelease(&launcher_shared->mutex);
 	*database = db;
 	return !OidIsValid(db) || db == MyDatabaseId;
+}
+
+PG_FUNCTION_INFO_V1(crm_dashboard_launcher_serves_here);
+
+/*
+ * crm_dashboard.launcher_serves_here(): whether the preloaded launcher is
+ * configured for this database (it then applies retention here).
+ */
+Datum
+crm_dashboard_launcher_serves_here(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+
+	if (launcher_shared == NULL || crm_launcher_database == NULL)
+		PG_RETURN_BOOL(false);
+	name = get_database_name(MyDatabaseId);
+	PG_RETURN_BOOL(name != NULL && strcmp(name, crm_launcher_database) == 0);
 }
 
 PG_FUNCTION_INFO_V1(crm_dashboard_max_running_syncs);
@@ -708,18 +727,15 @@ launch_queued(TimestampTz now)
 
 /*
  * How long kept output may wait for the table: briefly for a run's first
- * output, then every heartbeat while it is small.  The whole kept log is
- * rewritten each time, so a large one is written less often (up to every
- * 10 s) to bound the write volume of a chatty command.
+ * output, then a heartbeat.  Only the new output is written
+ * (launcher_log.c), so a large log costs no more per write than a small one.
  */
 static long
 log_flush_interval(const Run *run)
 {
-	Size		blocks = run->log.len / (64 * 1024);
-
 	if (run->log_flushed_at == run->started_at)
 		return LAUNCHER_FLUSH_MS;
-	return Min(LAUNCHER_HEARTBEAT_MS * (long) Max(blocks, 1), 10 * 1000L);
+	return LAUNCHER_HEARTBEAT_MS;
 }
 
 /* Push coalesced counters (every LAUNCHER_FLUSH_MS at most) and heartbeats. */
@@ -764,6 +780,8 @@ next_deadline(void)
 		next = queue_due_at;
 	if (freshness_due_at && freshness_due_at < next)
 		next = freshness_due_at;
+	if (retention_due_at && retention_due_at < next)
+		next = retention_due_at;
 	foreach(lc, runs)
 	{
 		Run		   *run = lfirst(lc);
@@ -874,6 +892,65 @@ try_database_work(MemoryContext loop_context)
 	PG_END_TRY();
 }
 
+/*
+ * One batch of retention (crm_dashboard.apply_retention), in a short
+ * transaction of its own so that its locks never wait behind the runs'
+ * work nor hold it up.  While retention is behind, the next batch follows
+ * shortly; else the policy is looked at again in 10 s.
+ */
+static void
+do_retention(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		behind = false;
+	bool		isnull;
+
+	retention_due_at = TimestampTzPlusMilliseconds(now, LAUNCHER_RETENTION_MS);
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "crm_dashboard: SPI_connect failed");
+	pgstat_report_activity(STATE_RUNNING, "applying the retention policy");
+	/* an installation older than the library has no retention yet */
+	if (extension_usable() &&
+		SPI_execute("SELECT to_regprocedure('crm_dashboard.apply_retention(text)') IS NOT NULL",
+					true, 1) == SPI_OK_SELECT && SPI_processed == 1 &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) &&
+		SPI_execute("SELECT (crm_dashboard.apply_retention('launcher') ->> 'behind')::boolean",
+					false, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		behind = !isnull && DatumGetBool(d);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	if (behind)
+		retention_due_at = TimestampTzPlusMilliseconds(now, LAUNCHER_RETENTION_BEHIND_MS);
+}
+
+/* Run do_retention, surviving its errors: report, roll back, retry later. */
+static void
+try_retention(MemoryContext loop_context)
+{
+	PG_TRY();
+	{
+		do_retention();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(loop_context);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+	PG_END_TRY();
+}
+
 /* Wait for the latch, postmaster death, any child's output, or the deadline. */
 static bool
 wait_for_work(TimestampTz deadline)
@@ -949,6 +1026,8 @@ crm_launcher_main(Datum arg)
 		enforce_timers(now);
 		if (work || now >= next_deadline())
 			try_database_work(loop_context);
+		if (now >= retention_due_at)
+			try_retention(loop_context);
 		work = wait_for_work(next_deadline()) || launcher_child_exited;
 		MemoryContextReset(loop_context);
 	}

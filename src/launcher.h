@@ -51,6 +51,9 @@ extern int	crm_priority_aging;
 /* How often a run's counters reach the table at most, and the heartbeat. */
 #define LAUNCHER_FLUSH_MS 250
 #define LAUNCHER_HEARTBEAT_MS 2000
+/* How often retention looks at its policy, and the pause between batches while it is behind. */
+#define LAUNCHER_RETENTION_MS 10000
+#define LAUNCHER_RETENTION_BEHIND_MS 200
 /* How often the models' freshness is recorded (crm_dashboard.note_freshness). */
 #define LAUNCHER_FRESHNESS_MS 30000
 
@@ -62,6 +65,7 @@ typedef struct OutputRing
 	Size		start;			/* offset of the oldest kept byte */
 	Size		len;			/* kept bytes */
 	uint64		total;			/* bytes ever appended */
+	uint64		lines;			/* newlines ever appended */
 } OutputRing;
 
 /* One output stream of a child (stdout or stderr). */
@@ -139,6 +143,12 @@ typedef struct Run
 	bool		finish_pending; /* outcome written in the open transaction */
 	bool		dirty;			/* counters changed since the last flush */
 	bool		log_dirty;
+	/* the log store (launcher_log.c): what of the output is written there */
+	uint64		log_written;	/* bytes of the output written as chunks */
+	int32		log_seq;		/* the last chunk written; 0: none */
+	uint64	   *log_starts;		/* first byte of each kept chunk, oldest first */
+	int			log_kept;		/* kept chunks: seq log_seq - log_kept + 1 on */
+	int			log_starts_cap;
 	uint64		peak_read;		/* largest single read, bytes */
 } Run;
 
@@ -164,6 +174,9 @@ extern void launcher_signal_group(pid_t pgid, int sig);
 extern void launcher_install_sigchld(void);
 extern char *launcher_describe_exit(int wait_status, int *exit_code, int *exit_signal);
 
+/* launcher_log.c */
+extern void runs_write_log(Run *run);
+
 /* launcher_reap.c */
 extern void launcher_become_subreaper(void);
 extern pid_t launcher_reap_any(int *wait_status);
@@ -173,7 +186,7 @@ extern int	launcher_sweep(List *ended, List *live);
 /* launcher_output.c */
 extern void output_ring_init(OutputRing *ring, Size cap);
 extern void output_ring_append(OutputRing *ring, const char *data, Size len);
-extern char *output_ring_text(const OutputRing *ring);
+extern void output_ring_copy(const OutputRing *ring, uint64 from, Size n, char *dst);
 extern void run_streams_init(Run *run, int out_fd, int err_fd);
 extern bool run_read_stream(Run *run, RunStream *stream);
 extern void run_close_streams(Run *run);

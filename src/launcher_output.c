@@ -24,6 +24,7 @@
 #include "utils/memutils.h"
 
 #include "launcher.h"
+#include "log_chunk.h"
 #include "launcher_progress.h"
 
 /* Bytes per read(2); reads per stream per call bound the time spent on one chatty run. */
@@ -41,6 +42,7 @@ output_ring_init(OutputRing *ring, Size cap)
 	ring->start = 0;
 	ring->len = 0;
 	ring->total = 0;
+	ring->lines = 0;
 }
 
 /* Append bytes, overwriting the oldest when full. */
@@ -48,6 +50,7 @@ void
 output_ring_append(OutputRing *ring, const char *data, Size len)
 {
 	ring->total += len;
+	ring->lines += log_count_lines(data, len);
 	if (len >= ring->cap)
 	{
 		memcpy(ring->buf, data + len - ring->cap, ring->cap);
@@ -116,38 +119,16 @@ ring_copy(const OutputRing *ring, Size from, Size n, char *dst)
 }
 
 /*
- * The kept output as text (one allocation), starting at a line boundary
- * with a note when earlier bytes were dropped.
+ * Copy n bytes of the output from offset from (counted from the first byte
+ * ever appended) into dst; they must still be kept.
  */
-char *
-output_ring_text(const OutputRing *ring)
+void
+output_ring_copy(const OutputRing *ring, uint64 from, Size n, char *dst)
 {
-	char		header[100] = "";
-	Size		skip = 0;
-	Size		hlen;
-	Size		n;
-	char	   *out;
+	uint64		kept_from = ring->total - ring->len;
 
-	if (ring->total > ring->len)
-	{
-		Size		first = Min(ring->len, ring->cap - ring->start);
-		char	   *nl = memchr(ring->buf + ring->start, '\n', first);
-
-		if (nl)
-			skip = nl - (ring->buf + ring->start) + 1;
-		else if ((nl = memchr(ring->buf, '\n', ring->len - first)) != NULL)
-			skip = first + (nl - ring->buf) + 1;
-		snprintf(header, sizeof(header), "[... " UINT64_FORMAT " bytes of earlier output dropped ...]\n",
-				 ring->total - ring->len + skip);
-	}
-	hlen = strlen(header);
-	n = ring->len - skip;
-	out = palloc(hlen + n + 1);
-	memcpy(out, header, hlen);
-	ring_copy(ring, skip, n, out + hlen);
-	sanitize_in_place(out + hlen, n);
-	out[hlen + n] = '\0';
-	return out;
+	Assert(from >= kept_from && from + n <= ring->total);
+	ring_copy(ring, (Size) (from - kept_from), n, dst);
 }
 
 /* An empty stream: room for one line plus the longest secret (see flush_piece). */

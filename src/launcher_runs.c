@@ -543,15 +543,15 @@ timestamp_param(Datum *value, char *null, TimestampTz t)
 
 /*
  * Write a run's counters, heartbeat, rate-limit wait, last output, metrics
- * (and log when with_log); then its "all" run's live sums.
+ * (and the log's new output when with_log); then its "all" run's live sums.
  */
 void
 runs_flush(Run *run, TimestampTz now, bool with_log)
 {
-	Oid			types[11] = {INT8OID, INT4OID, INT4OID, INT4OID, INT4OID, INT8OID, TEXTOID, TEXTOID, BOOLOID,
+	Oid			types[9] = {INT8OID, INT4OID, INT4OID, INT4OID, INT4OID, INT8OID, TEXTOID,
 	TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		values[11];
-	char		nulls[11] = "           ";
+	Datum		values[9];
+	char		nulls[9] = "         ";
 	bool		counted = run->dirty;
 
 	values[0] = Int64GetDatum(run->id);
@@ -567,19 +567,17 @@ runs_flush(Run *run, TimestampTz now, bool with_log)
 		values[6] = CStringGetTextDatum(run_metrics_json(run, now));
 	else
 		nulls[6] = 'n';
-	if (with_log)
-		values[7] = CStringGetTextDatum(output_ring_text(&run->log));
-	else
-		nulls[7] = 'n';
-	values[8] = BoolGetDatum(with_log);
-	timestamp_param(&values[9], &nulls[9], run->rate_wait_until);
-	timestamp_param(&values[10], &nulls[10], run->last_output_at);
+	timestamp_param(&values[7], &nulls[7], run->rate_wait_until);
+	timestamp_param(&values[8], &nulls[8], run->last_output_at);
 	exec_params("UPDATE crm_dashboard.sync_history SET records_processed = $2, "
 				"  records_created = $3, records_updated = $4, records_failed = $5, "
 				"  records_total = $6, performance_metrics = coalesce($7::jsonb, performance_metrics), heartbeat = clock_timestamp(), "
-				"  log = CASE WHEN $9 THEN $8 ELSE log END, rate_limited_until = $10, last_output_at = $11 "
+				"  rate_limited_until = $8, last_output_at = $9 "
 				"WHERE id = $1 AND status = 'running'",
-				11, types, values, nulls, SPI_OK_UPDATE);
+				9, types, values, nulls, SPI_OK_UPDATE);
+	/* the log store gets the new output only (launcher_log.c) */
+	if (with_log && SPI_processed == 1)
+		runs_write_log(run);
 	if (counted && run->parent_id)
 		refresh_parent(run->parent_id);
 	run->dirty = false;
@@ -660,10 +658,10 @@ final_status(Run *run, char **message, const char **error_class, int *exit_code,
 void
 runs_finish(Run *run)
 {
-	Oid			types[15] = {INT8OID, TEXTOID, INT4OID, INT4OID, INT4OID, INT4OID, INT8OID,
-	TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		values[15];
-	char		nulls[15] = "               ";
+	Oid			types[14] = {INT8OID, TEXTOID, INT4OID, INT4OID, INT4OID, INT4OID, INT8OID,
+	TEXTOID, INT4OID, INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[14];
+	char		nulls[14] = "              ";
 	char	   *message;
 	const char *error_class;
 	int			exit_code,
@@ -685,23 +683,27 @@ runs_finish(Run *run)
 	values[9] = Int32GetDatum(exit_signal);
 	nulls[9] = exit_signal > 0 ? ' ' : 'n';
 	values[10] = CStringGetTextDatum(run_metrics_json(run, GetCurrentTimestamp()));
-	values[11] = CStringGetTextDatum(output_ring_text(&run->log));
-	values[12] = error_class ? CStringGetTextDatum(error_class) : (Datum) 0;
-	nulls[12] = error_class ? ' ' : 'n';
-	timestamp_param(&values[13], &nulls[13], run->rate_wait_until);
-	timestamp_param(&values[14], &nulls[14], run->last_output_at);
+	values[11] = error_class ? CStringGetTextDatum(error_class) : (Datum) 0;
+	nulls[11] = error_class ? ' ' : 'n';
+	timestamp_param(&values[12], &nulls[12], run->rate_wait_until);
+	timestamp_param(&values[13], &nulls[13], run->last_output_at);
 	exec_params("UPDATE crm_dashboard.sync_history SET status = $2, "
 				"  end_time = greatest(clock_timestamp(), start_time), records_processed = $3, "
 				"  records_created = $4, records_updated = $5, records_failed = $6, "
 				"  records_total = $7, error_message = $8, exit_code = $9, exit_signal = $10, "
-				"  performance_metrics = $11::jsonb, log = $12, heartbeat = clock_timestamp(), "
-				"  error_class = $13, rate_limited_until = $14, last_output_at = $15 "
+				"  performance_metrics = $11::jsonb, heartbeat = clock_timestamp(), "
+				"  error_class = $12, rate_limited_until = $13, last_output_at = $14 "
 				"WHERE id = $1 AND status = 'running'",
-				15, types, values, nulls, SPI_OK_UPDATE);
-	if (SPI_processed == 1 && strcmp(status, "failed") == 0)
-		after_failure(run->id);
-	else if (SPI_processed == 1)
-		after_sync_checks(run->id);
+				14, types, values, nulls, SPI_OK_UPDATE);
+	if (SPI_processed == 1)
+	{
+		/* the rest of the output, in the transaction that ends the run */
+		runs_write_log(run);
+		if (strcmp(status, "failed") == 0)
+			after_failure(run->id);
+		else
+			after_sync_checks(run->id);
+	}
 	if (run->parent_id)
 		refresh_parent(run->parent_id);
 }

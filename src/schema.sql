@@ -92,7 +92,6 @@ CREATE TABLE crm_dashboard.sync_history (
     exit_code           integer,
     exit_signal         integer,
     stop_requested      boolean NOT NULL DEFAULT false,
-    log                 text NOT NULL DEFAULT '',
     -- runs that take care of themselves (src/launcher.sql): each attempt is
     -- a row; a retry is a queued row with a not-before time
     attempt             integer NOT NULL DEFAULT 1,
@@ -103,6 +102,10 @@ CREATE TABLE crm_dashboard.sync_history (
     error_class         text,
     rate_limited_until  timestamptz,
     last_output_at      timestamptz,
+    -- history at scale (src/analytics.sql): what was unusual about a
+    -- finished run, and the fingerprint of its error
+    anomalies           jsonb,
+    error_fingerprint   text,
     CONSTRAINT sync_history_status_check
         CHECK (status IN ('queued', 'running', 'success', 'failed', 'partial', 'cancelled')),
     CONSTRAINT sync_history_end_after_start

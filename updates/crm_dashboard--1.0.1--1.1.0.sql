@@ -2230,6 +2230,1450 @@ GRANT EXECUTE ON FUNCTION crm_api.add_check(text, text, text, text, text, jsonb,
     crm_api.run_checks(text, text) TO crm_dashboard_operator;
 GRANT SELECT ON crm_api.quality_checks, crm_api.quality_results TO crm_dashboard_viewer;
 
+-- ---- History at scale: the log store (src/logs.sql, src/logs.c, src/launcher_log.c)
+-- Logs move out of the history row into append-only chunks; every kept log
+-- is moved, then the column goes.
+
+-- The log store: what a run printed, as append-only chunks beside its
+-- history row (src/launcher_log.c writes the new tail of a running log at
+-- each flush; src/log_chunk.c says where a chunk ends), the reads of it
+-- (crm_api.sync_log, crm_api.sync_log_lines) and the search across the
+-- kept logs of all runs (crm_api.search_logs).
+--
+-- A chunk is never rewritten: a flush costs what the command printed since
+-- the last one, whatever the size of the log.  A running log longer than
+-- crm_dashboard.log_limit loses its oldest chunks.
+
+CREATE TABLE crm_dashboard.sync_log_chunk (
+    run_id     bigint NOT NULL REFERENCES crm_dashboard.sync_history (id) ON DELETE CASCADE,
+    seq        integer NOT NULL CHECK (seq >= 1),
+    first_line bigint NOT NULL CHECK (first_line >= 1),
+    first_byte bigint NOT NULL CHECK (first_byte >= 0),
+    body       text NOT NULL,
+    written_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (run_id, seq)
+);
+COMMENT ON TABLE crm_dashboard.sync_log_chunk IS
+    'Private: the kept output of each run, in chunks of whole lines (at most 32 kB) numbered from 1 (seq); first_line and first_byte place a chunk in the run''s output, so line numbers stay those of the whole output when the oldest chunks are gone.  Read it with crm_api.sync_log or crm_api.sync_log_lines.';
+REVOKE ALL ON crm_dashboard.sync_log_chunk FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('crm_dashboard.sync_log_chunk', '');
+
+-- Search: the words of each chunk ('simple': no stemming and no stop
+-- words, so error codes, ids and names are found as written).
+CREATE INDEX sync_log_chunk_words
+    ON crm_dashboard.sync_log_chunk USING gin (to_tsvector('simple'::regconfig, body));
+-- Retention and search by time: the oldest chunks first.
+CREATE INDEX sync_log_chunk_written ON crm_dashboard.sync_log_chunk (written_at);
+
+-- Cut a whole log into chunks the way the launcher cuts a tail
+-- (src/log_chunk.c): the update to 1.1.0 moves old logs with it.
+CREATE FUNCTION crm_dashboard.log_split(log text,
+    OUT seq integer, OUT first_line bigint, OUT first_byte bigint, OUT body text)
+RETURNS SETOF record
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'crm_dashboard_log_split';
+COMMENT ON FUNCTION crm_dashboard.log_split(text) IS
+    'Private: a log cut into store chunks of whole lines (at most 32 kB each), with each chunk''s first line and byte.';
+
+-- The one rule for "an error line" (crm_api.sync_log_lines, the run log's
+-- "only errors").
+CREATE FUNCTION crm_dashboard.is_error_line(line text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN line ~* '(^|[^[:alnum:]_])(error|errors|fatal|critical|exception|traceback|panic)([^[:alnum:]_]|$)';
+COMMENT ON FUNCTION crm_dashboard.is_error_line(text) IS
+    'Private: whether a log line reports an error (the words error, fatal, critical, exception, traceback or panic).';
+
+-- A run's kept output as one text, with a note when its beginning was
+-- dropped (crm_dashboard.log_limit).
+CREATE FUNCTION crm_dashboard.log_text(run_id bigint) RETURNS text
+LANGUAGE sql STABLE
+AS $$
+    SELECT CASE WHEN count(*) = 0 THEN ''
+                WHEN min(c.first_byte) > 0
+                    THEN format(E'[... %s bytes of earlier output dropped ...]\n', min(c.first_byte))
+                         || string_agg(c.body, '' ORDER BY c.seq)
+                ELSE string_agg(c.body, '' ORDER BY c.seq) END
+      FROM crm_dashboard.sync_log_chunk c
+     WHERE c.run_id = log_text.run_id
+$$;
+COMMENT ON FUNCTION crm_dashboard.log_text(bigint) IS
+    'Private: a run''s kept output, with a note when its beginning was dropped.';
+
+CREATE OR REPLACE FUNCTION crm_api.sync_log(id bigint) RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM crm_dashboard.sync_history h WHERE h.id = sync_log.id) THEN
+        PERFORM crm_dashboard.unknown_run(id);
+    END IF;
+    RETURN crm_dashboard.log_text(id);
+END
+$$;
+COMMENT ON FUNCTION crm_api.sync_log(bigint) IS
+    'The kept output of a run (the newest crm_dashboard.log_limit bytes), while it runs too (written every 2 s); crm_api.sync_log_lines reads it by line.';
+
+-- Lines of a run's log with their numbers in the whole output.
+CREATE FUNCTION crm_api.sync_log_lines(id bigint, from_line bigint DEFAULT NULL, max_lines integer DEFAULT 5000)
+RETURNS TABLE (line_number bigint, line text, "time" timestamptz, is_error boolean)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+ROWS 1000
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    first_seq integer;
+    start_line bigint := from_line;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM crm_dashboard.sync_history h WHERE h.id = sync_log_lines.id) THEN
+        PERFORM crm_dashboard.unknown_run(id);
+    END IF;
+    IF max_lines IS NULL OR max_lines NOT BETWEEN 1 AND 50000 THEN
+        RAISE EXCEPTION 'max_lines must be between 1 and 50000, not %', coalesce(max_lines::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'max_lines',
+                  HINT = 'Read a long log in pages: pass the number after the last line you have as from_line.';
+    END IF;
+    IF from_line < 1 THEN
+        RAISE EXCEPTION 'from_line must be at least 1, not %', from_line
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'from_line',
+                  HINT = 'Lines are numbered from 1; leave from_line out for the last lines.';
+    END IF;
+    IF start_line IS NULL THEN
+        -- the last max_lines lines: count back from the newest chunk
+        SELECT greatest(1, c.first_line + (length(c.body) - length(replace(c.body, E'\n', '')))
+                           - CASE WHEN right(c.body, 1) = E'\n' THEN 1 ELSE 0 END - max_lines + 1)
+          INTO start_line
+          FROM crm_dashboard.sync_log_chunk c
+         WHERE c.run_id = sync_log_lines.id ORDER BY c.seq DESC LIMIT 1;
+        IF start_line IS NULL THEN
+            RETURN;
+        END IF;
+    END IF;
+    -- the chunk holding start_line: walking back from the newest chunk is
+    -- short for the tail and for a reader following a running log
+    SELECT c.seq INTO first_seq FROM crm_dashboard.sync_log_chunk c
+     WHERE c.run_id = sync_log_lines.id AND c.first_line <= start_line
+     ORDER BY c.seq DESC LIMIT 1;
+    RETURN QUERY
+    SELECT l.number, l.text, c.written_at, crm_dashboard.is_error_line(l.text)
+      FROM crm_dashboard.sync_log_chunk c
+     CROSS JOIN LATERAL (SELECT c.first_line + t.n - 1 AS number, t.text
+                           FROM string_to_table(CASE WHEN right(c.body, 1) = E'\n' THEN left(c.body, -1)
+                                                     ELSE c.body END, E'\n') WITH ORDINALITY AS t(text, n)) l
+     WHERE c.run_id = sync_log_lines.id AND c.seq >= coalesce(first_seq, 1) AND l.number >= start_line
+     ORDER BY c.seq, l.number
+     LIMIT max_lines;
+END
+$$;
+COMMENT ON FUNCTION crm_api.sync_log_lines(bigint, bigint, integer) IS
+    'Lines of a run''s kept output with their numbers in the whole output, the time they were written (within 2 s) and whether each reports an error: from from_line on (to follow a running log, pass the number after the last line you have), or the last max_lines lines (1..50000, default 5000).';
+
+-- ---- Search ------------------------------------------------------------------
+
+-- The words a search looks for, or the error for a query that has none.
+CREATE FUNCTION crm_dashboard.search_query(query text) RETURNS tsquery
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    q tsquery;
+BEGIN
+    IF query IS NULL OR btrim(query) = '' THEN
+        RAISE EXCEPTION 'a log search needs a query'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'query',
+                  HINT = 'Give words to find, e.g. ''timeout'', ''"HTTP 429"'' (a phrase), ''deadlock or timeout'', ''error -validation''.';
+    END IF;
+    IF length(query) > 200 THEN
+        RAISE EXCEPTION 'a log search query is at most 200 characters, not %', length(query)
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'query',
+                  HINT = 'Search for the few words that matter.';
+    END IF;
+    q := websearch_to_tsquery('simple', query);
+    IF numnode(q) = 0 THEN
+        RAISE EXCEPTION 'log search query % has no words to look for', quote_literal(query)
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'query',
+                  HINT = 'Words are letters and digits; punctuation alone finds nothing.';
+    END IF;
+    RETURN q;
+END
+$$;
+COMMENT ON FUNCTION crm_dashboard.search_query(text) IS
+    'Private: a log search''s words as a tsquery (web search syntax: words, "a phrase", or, -word), or invalid_parameter_value.';
+
+-- Check a search's filters, with errors that name the value.
+CREATE FUNCTION crm_dashboard.check_search_filters(crm text, model text, status text, since timestamptz,
+                                                   until timestamptz, max_rows integer)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF model IS NOT NULL AND crm IS NULL THEN
+        RAISE EXCEPTION 'a model filter needs its CRM'
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'model',
+                  HINT = format('Pass crm too, e.g. crm => ''hubspot'', model => %L.', model);
+    END IF;
+    IF crm IS NOT NULL THEN
+        PERFORM crm_dashboard.check_target(crm, model);
+    END IF;
+    IF status IS NOT NULL AND status NOT IN ('queued', 'running', 'success', 'failed', 'partial', 'cancelled') THEN
+        RAISE EXCEPTION 'unknown run status %', quote_literal(status)
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'status',
+                  HINT = 'A run''s status is queued, running, success, failed, partial or cancelled.';
+    END IF;
+    IF since > until THEN
+        RAISE EXCEPTION 'since (%) is after until (%)', since, until
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'since',
+                  HINT = 'Give the earlier time as since.';
+    END IF;
+    IF max_rows IS NULL OR max_rows NOT BETWEEN 1 AND 1000 THEN
+        RAISE EXCEPTION 'max_rows must be between 1 and 1000, not %', coalesce(max_rows::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'max_rows',
+                  HINT = 'The default is 100 lines, newest first.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION crm_dashboard.check_search_filters(text, text, text, timestamptz, timestamptz, integer) IS
+    'Private: raise invalid_parameter_value or undefined_object for a bad filter of crm_api.search_logs.';
+
+-- A matching line with its words marked « », in full when short, else
+-- the fragments around the matches.
+CREATE FUNCTION crm_dashboard.search_snippet(line text, q tsquery) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN length(line) <= 300
+            THEN ts_headline('simple', line, q, 'HighlightAll=true, StartSel=«, StopSel=»')
+            ELSE ts_headline('simple', line, q,
+                             'MaxFragments=3, MaxWords=25, MinWords=8, FragmentDelimiter=" … ", StartSel=«, StopSel=»') END;
+COMMENT ON FUNCTION crm_dashboard.search_snippet(text, tsquery) IS
+    'Private: a matching log line with its matches between « and » (fragments of it when longer than 300 characters).';
+
+-- Search every kept log: one row per matching line, newest first.  The
+-- index finds the chunks holding the words; their lines are then matched
+-- one by one, chunk after chunk, until max_rows lines are found, so a
+-- common word stops early and a rare one reads only the chunks it is in.
+CREATE FUNCTION crm_api.search_logs(query text, crm text DEFAULT NULL, model text DEFAULT NULL,
+                                    status text DEFAULT NULL, since timestamptz DEFAULT NULL,
+                                    until timestamptz DEFAULT NULL, max_rows integer DEFAULT 100)
+RETURNS TABLE (run_id bigint, line_number bigint, "time" timestamptz, snippet text, line text,
+               run_crm text, run_model text, run_status text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+ROWS 100
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    q tsquery := crm_dashboard.search_query(query);
+    c record;
+    found integer := 0;
+    n integer;
+BEGIN
+    PERFORM crm_dashboard.check_search_filters(crm, model, status, since, until, max_rows);
+    FOR c IN
+        SELECT k.run_id, k.first_line, k.body, k.written_at, h.crm_source::text AS crm, h.sync_type::text AS model,
+               h.status::text AS status
+          FROM crm_dashboard.sync_log_chunk k
+          JOIN crm_dashboard.sync_history h ON h.id = k.run_id
+         WHERE to_tsvector('simple'::regconfig, k.body) @@ q
+           AND (search_logs.crm IS NULL OR h.crm_source = search_logs.crm)
+           AND (search_logs.model IS NULL OR h.sync_type = search_logs.model)
+           AND (search_logs.status IS NULL OR h.status = search_logs.status)
+           AND (since IS NULL OR k.written_at >= since)
+           AND (until IS NULL OR k.written_at <= until)
+         ORDER BY k.written_at DESC, k.run_id DESC, k.seq DESC
+    LOOP
+        RETURN QUERY
+        SELECT c.run_id, c.first_line + l.n - 1, c.written_at, crm_dashboard.search_snippet(l.text, q), l.text,
+               c.crm, c.model, c.status
+          FROM string_to_table(c.body, E'\n') WITH ORDINALITY AS l(text, n)
+         WHERE to_tsvector('simple'::regconfig, l.text) @@ q
+         ORDER BY l.n DESC
+         LIMIT max_rows - found;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        found := found + n;
+        EXIT WHEN found >= max_rows;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION crm_api.search_logs(text, text, text, text, timestamptz, timestamptz, integer) IS
+    'Search the kept logs of all runs: one row per matching line, newest first (the run, the line''s number and time, a snippet with the matches between « and », the line, and the run''s CRM, model and status).  query uses web search syntax: words (all must occur), "a phrase", or, -word; words are matched whole, case-insensitively.  Optional filters: crm, model, status, since, until (the time a line was written); max_rows 1..1000 (default 100).';
+
+REVOKE ALL ON FUNCTION crm_dashboard.log_split(text), crm_dashboard.is_error_line(text),
+    crm_dashboard.log_text(bigint),
+    crm_api.sync_log(bigint), crm_api.sync_log_lines(bigint, bigint, integer),
+    crm_dashboard.search_query(text),
+    crm_dashboard.check_search_filters(text, text, text, timestamptz, timestamptz, integer),
+    crm_dashboard.search_snippet(text, tsquery),
+    crm_api.search_logs(text, text, text, text, timestamptz, timestamptz, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm_api.sync_log(bigint), crm_api.sync_log_lines(bigint, bigint, integer),
+    crm_api.search_logs(text, text, text, text, timestamptz, timestamptz, integer) TO crm_dashboard_viewer;
+
+-- every existing log moves into the store, cut as the launcher cuts it
+INSERT INTO crm_dashboard.sync_log_chunk (run_id, seq, first_line, first_byte, body, written_at)
+SELECT h.id, s.seq, s.first_line, s.first_byte, s.body, coalesce(h.end_time, h.heartbeat, h.start_time)
+  FROM crm_dashboard.sync_history h
+ CROSS JOIN LATERAL crm_dashboard.log_split(h.log) s
+ WHERE h.log <> '';
+ALTER TABLE crm_dashboard.sync_history DROP COLUMN log;
+
+-- ---- History at scale: retention (src/retention.sql, all new)
+
+-- Retention: how long run rows and their logs are kept, set by an
+-- administrator (crm_api.set_retention) and applied in small batches by
+-- the launcher (src/launcher.c), or by a pg_cron job when the launcher does
+-- not serve this database.
+--
+-- A batch deletes at most batch_size log chunks and batch_size runs, the
+-- oldest first, in a short transaction of its own: deletes never block
+-- readers, and rows someone holds are skipped (SKIP LOCKED) rather than
+-- waited for.  Each model's latest run and latest success are never
+-- deleted, nor what is queued or running.  The daily rollups
+-- (src/analytics.sql) keep the figures of deleted runs, so analytics of
+-- the past stay right; "history kept since" says from when rows are there.
+
+-- The policy: one row, none until an administrator sets it (then
+-- everything is kept).  NULL keeps for ever.
+CREATE TABLE crm_dashboard.retention_policy (
+    only_row         boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    keep_runs        interval CHECK (keep_runs BETWEEN '1 day' AND '100 years'),
+    keep_failed_runs interval CHECK (keep_failed_runs BETWEEN '1 day' AND '100 years'),
+    keep_logs        interval CHECK (keep_logs BETWEEN '1 hour' AND '100 years'),
+    batch_size       integer NOT NULL DEFAULT 500 CHECK (batch_size BETWEEN 10 AND 100000),
+    updated_by       text NOT NULL DEFAULT session_user,
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT retention_policy_failed_longer
+        CHECK (keep_failed_runs IS NULL OR (keep_runs IS NOT NULL AND keep_failed_runs >= keep_runs)),
+    CONSTRAINT retention_policy_logs_sooner CHECK (keep_logs <= keep_runs)
+);
+COMMENT ON TABLE crm_dashboard.retention_policy IS
+    'Private: how long runs (keep_runs), failed runs (keep_failed_runs, at least keep_runs) and logs (keep_logs, at most keep_runs) are kept; NULL keeps for ever.  Set it with crm_api.set_retention.';
+REVOKE ALL ON crm_dashboard.retention_policy FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('crm_dashboard.retention_policy', '');
+
+-- What retention did: up to when rows and logs are gone, and the last pass.
+CREATE TABLE crm_dashboard.retention_state (
+    only_row              boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    runs_removed_before   timestamptz,
+    failed_removed_before timestamptz,
+    logs_removed_before   timestamptz,
+    last_pass_at          timestamptz,
+    last_pass_by          text,
+    last_pass_runs        integer NOT NULL DEFAULT 0,
+    last_pass_log_chunks  integer NOT NULL DEFAULT 0,
+    runs_removed          bigint NOT NULL DEFAULT 0,
+    log_chunks_removed    bigint NOT NULL DEFAULT 0,
+    behind                boolean NOT NULL DEFAULT false
+);
+COMMENT ON TABLE crm_dashboard.retention_state IS
+    'Private: what retention removed: runs that started before runs_removed_before (failed ones before failed_removed_before) and logs written before logs_removed_before are gone, but each model''s latest run and latest success; the last pass and the totals; behind while more is due than one pass removes.';
+REVOKE ALL ON crm_dashboard.retention_state FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('crm_dashboard.retention_state', '');
+
+-- Whether the launcher serves this database (src/launcher.c).
+CREATE FUNCTION crm_dashboard.launcher_serves_here() RETURNS boolean
+LANGUAGE C STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'crm_dashboard_launcher_serves_here';
+COMMENT ON FUNCTION crm_dashboard.launcher_serves_here() IS
+    'Private: whether the preloaded sync launcher serves this database (it then applies retention).';
+
+-- Runs retention never deletes: each model's latest run and latest success
+-- (and the "all" runs they belong to).  A loose index scan finds the
+-- models, so this costs a few index probes per model at any history size.
+CREATE FUNCTION crm_dashboard.retention_protected() RETURNS SETOF bigint
+LANGUAGE sql STABLE
+ROWS 100
+AS $$
+    WITH RECURSIVE models AS (
+        (SELECT h.crm_source, h.sync_type FROM crm_dashboard.sync_history h
+          ORDER BY h.crm_source, h.sync_type LIMIT 1)
+        UNION ALL
+        SELECT n.crm_source, n.sync_type FROM models m
+         CROSS JOIN LATERAL (SELECT h.crm_source, h.sync_type FROM crm_dashboard.sync_history h
+                              WHERE (h.crm_source, h.sync_type) > (m.crm_source, m.sync_type)
+                              ORDER BY h.crm_source, h.sync_type LIMIT 1) n),
+    kept AS (
+        SELECT l.id, l.parent_id FROM models m
+         CROSS JOIN LATERAL (SELECT h.id, h.parent_id FROM crm_dashboard.sync_history h
+                              WHERE h.crm_source = m.crm_source AND h.sync_type = m.sync_type
+                              ORDER BY h.start_time DESC, h.id DESC LIMIT 1) l
+        UNION ALL
+        SELECT s.id, s.parent_id FROM models m
+         CROSS JOIN LATERAL (SELECT h.id, h.parent_id FROM crm_dashboard.sync_history h
+                              WHERE h.crm_source = m.crm_source AND h.sync_type = m.sync_type
+                                AND h.status = 'success'
+                              ORDER BY h.start_time DESC, h.id DESC LIMIT 1) s)
+    SELECT id FROM kept
+    UNION
+    SELECT parent_id FROM kept WHERE parent_id IS NOT NULL
+$$;
+COMMENT ON FUNCTION crm_dashboard.retention_protected() IS
+    'Private: ids of the runs retention keeps whatever their age: each model''s latest run and latest success, and their "all" runs.';
+
+-- One pass of retention: at most batch_size log chunks, then at most
+-- batch_size runs, oldest first.  by names who applies it (launcher,
+-- pg_cron, sql).  Returns what it did; behind is true while more is due.
+CREATE FUNCTION crm_dashboard.apply_retention(by text DEFAULT 'sql') RETURNS json
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pol crm_dashboard.retention_policy;
+    runs_cutoff timestamptz;
+    failed_cutoff timestamptz;
+    logs_cutoff timestamptz;
+    protected bigint[];
+    n_chunks integer := 0;
+    n_runs integer := 0;
+    logs_upto timestamptz;
+    runs_upto timestamptz;
+BEGIN
+    SELECT * INTO pol FROM crm_dashboard.retention_policy;
+    IF NOT FOUND OR num_nonnulls(pol.keep_runs, pol.keep_logs) = 0 THEN
+        RETURN json_build_object('runs', 0, 'log_chunks', 0, 'behind', false, 'policy', false);
+    END IF;
+    -- never queue behind a lock: a later pass takes what this one cannot
+    PERFORM set_config('lock_timeout', '200ms', true);
+    -- the rollups keep what retention removes (src/analytics.sql)
+    PERFORM set_config('crm_dashboard_retention.pass', 'on', true);
+    runs_cutoff := now() - pol.keep_runs;
+    failed_cutoff := now() - coalesce(pol.keep_failed_runs, pol.keep_runs);
+    logs_cutoff := now() - pol.keep_logs;
+
+    IF logs_cutoff IS NOT NULL THEN
+        WITH gone AS (
+            DELETE FROM crm_dashboard.sync_log_chunk k
+             WHERE k.ctid = ANY (ARRAY(
+                   SELECT c.ctid FROM crm_dashboard.sync_log_chunk c
+                    WHERE c.written_at < logs_cutoff
+                      AND NOT EXISTS (SELECT 1 FROM crm_dashboard.sync_history h
+                                       WHERE h.id = c.run_id AND h.status IN ('queued', 'running'))
+                    ORDER BY c.written_at
+                    LIMIT pol.batch_size
+                      FOR UPDATE SKIP LOCKED))
+            RETURNING k.written_at)
+        SELECT count(*), max(written_at) INTO n_chunks, logs_upto FROM gone;
+    END IF;
+
+    IF runs_cutoff IS NOT NULL THEN
+        protected := ARRAY(SELECT crm_dashboard.retention_protected());
+        WITH victims AS (
+            SELECT h.id, h.start_time FROM crm_dashboard.sync_history h
+             WHERE h.start_time < greatest(runs_cutoff, failed_cutoff)
+               AND h.status NOT IN ('queued', 'running')
+               AND (h.start_time < runs_cutoff AND h.status <> 'failed' OR h.start_time < failed_cutoff)
+               AND h.id <> ALL (protected)
+               -- an "all" run goes with its model runs (ON DELETE CASCADE):
+               -- only once none of them is to be kept
+               AND NOT EXISTS (SELECT 1 FROM crm_dashboard.sync_history c
+                                WHERE c.parent_id = h.id
+                                  AND (c.status IN ('queued', 'running') OR c.id = ANY (protected)
+                                       OR c.start_time >= failed_cutoff
+                                       OR (c.start_time >= runs_cutoff AND c.status <> 'failed')))
+             ORDER BY h.start_time, h.id
+             LIMIT pol.batch_size
+               FOR UPDATE SKIP LOCKED),
+        gone AS (
+            DELETE FROM crm_dashboard.sync_history d USING victims v WHERE d.id = v.id
+            RETURNING v.start_time)
+        SELECT count(*), max(start_time) INTO n_runs, runs_upto FROM gone;
+    END IF;
+
+    INSERT INTO crm_dashboard.retention_state AS s (only_row) VALUES (true) ON CONFLICT (only_row) DO NOTHING;
+    UPDATE crm_dashboard.retention_state s
+       SET logs_removed_before = CASE WHEN logs_cutoff IS NULL THEN s.logs_removed_before
+                                      WHEN n_chunks < pol.batch_size THEN greatest(s.logs_removed_before, logs_cutoff)
+                                      ELSE greatest(s.logs_removed_before, logs_upto) END,
+           runs_removed_before = CASE WHEN runs_cutoff IS NULL THEN s.runs_removed_before
+                                      WHEN n_runs < pol.batch_size THEN greatest(s.runs_removed_before, runs_cutoff)
+                                      ELSE greatest(s.runs_removed_before, least(runs_upto, runs_cutoff)) END,
+           failed_removed_before = CASE WHEN runs_cutoff IS NULL THEN s.failed_removed_before
+                                        WHEN n_runs < pol.batch_size THEN greatest(s.failed_removed_before, failed_cutoff)
+                                        ELSE greatest(s.failed_removed_before, least(runs_upto, failed_cutoff)) END,
+           last_pass_at = now(), last_pass_by = apply_retention.by,
+           last_pass_runs = n_runs, last_pass_log_chunks = n_chunks,
+           runs_removed = s.runs_removed + n_runs, log_chunks_removed = s.log_chunks_removed + n_chunks,
+           behind = n_runs >= pol.batch_size OR n_chunks >= pol.batch_size;
+    RETURN json_build_object('runs', n_runs, 'log_chunks', n_chunks,
+                             'behind', n_runs >= pol.batch_size OR n_chunks >= pol.batch_size, 'policy', true);
+EXCEPTION
+    WHEN lock_not_available THEN
+        -- someone holds what this pass needed: try again at the next one
+        RETURN json_build_object('runs', 0, 'log_chunks', 0, 'behind', true, 'policy', true, 'note', SQLERRM);
+END
+$$;
+COMMENT ON FUNCTION crm_dashboard.apply_retention(text) IS
+    'Private: one batch of retention (at most batch_size log chunks, then batch_size runs, oldest first, never each model''s latest run and latest success); returns {runs, log_chunks, behind}.';
+
+-- For pg_cron: passes, each committed, until retention has caught up or
+-- max_seconds have gone by.
+CREATE PROCEDURE crm_dashboard.retention_job(max_seconds integer DEFAULT 50)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    stop_at timestamptz := clock_timestamp() + make_interval(secs => greatest(max_seconds, 1));
+BEGIN
+    LOOP
+        EXIT WHEN NOT (crm_dashboard.apply_retention('pg_cron') ->> 'behind')::boolean;
+        COMMIT;
+        EXIT WHEN clock_timestamp() >= stop_at;
+    END LOOP;
+END
+$$;
+COMMENT ON PROCEDURE crm_dashboard.retention_job(integer) IS
+    'Private: what the pg_cron job "crm_dashboard retention" calls when the launcher does not serve this database: passes of retention, each committed, for at most max_seconds.';
+
+-- The pg_cron job applies retention only where the launcher does not.
+CREATE FUNCTION crm_dashboard.schedule_retention_job(wanted boolean) RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    job bigint;
+BEGIN
+    IF to_regprocedure('cron.schedule(text, text, text)') IS NULL THEN
+        RETURN CASE WHEN wanted AND NOT crm_dashboard.launcher_serves_here() THEN 'nobody' ELSE 'launcher' END;
+    END IF;
+    EXECUTE 'SELECT jobid FROM cron.job WHERE jobname = $1' INTO job USING 'crm_dashboard retention';
+    IF wanted AND NOT crm_dashboard.launcher_serves_here() THEN
+        IF job IS NULL THEN
+            EXECUTE 'SELECT cron.schedule($1, $2, $3)'
+                USING 'crm_dashboard retention', '* * * * *', 'CALL crm_dashboard.retention_job()';
+        END IF;
+        RETURN 'pg_cron';
+    END IF;
+    IF job IS NOT NULL THEN
+        EXECUTE 'SELECT cron.unschedule($1)' USING job;
+    END IF;
+    RETURN 'launcher';
+END
+$$;
+COMMENT ON FUNCTION crm_dashboard.schedule_retention_job(boolean) IS
+    'Private: keep the pg_cron job "crm_dashboard retention" (every minute) while a policy is set and the launcher does not serve this database; say who applies retention (launcher, pg_cron, nobody).';
+
+-- Who applies retention here, in words for crm_api.retention.
+CREATE FUNCTION crm_dashboard.retention_applier() RETURNS text
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    job boolean := false;
+BEGIN
+    IF crm_dashboard.launcher_serves_here() THEN
+        RETURN 'launcher';
+    END IF;
+    IF to_regclass('cron.job') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM cron.job WHERE jobname = $1 AND active)' INTO job
+            USING 'crm_dashboard retention';
+    END IF;
+    RETURN CASE WHEN job THEN 'pg_cron' ELSE 'nobody' END;
+END
+$$;
+COMMENT ON FUNCTION crm_dashboard.retention_applier() IS
+    'Private: who applies retention in this database: launcher, pg_cron or nobody.';
+
+-- When the history of a model (or of everything) is kept from: its oldest
+-- run still there, once retention has removed anything; NULL while
+-- nothing was removed (the whole history is there).  Views that viewers
+-- read call it, so it reads the private state with its owner's rights.
+CREATE FUNCTION crm_dashboard.history_kept_since() RETURNS timestamptz
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN s.runs_removed > 0 THEN s.runs_removed_before END
+      FROM crm_dashboard.retention_state s
+$$;
+COMMENT ON FUNCTION crm_dashboard.history_kept_since() IS
+    'Private: the time before which retention removed runs (each model''s latest run and latest success aside), or NULL when it removed none.';
+
+CREATE FUNCTION crm_api.set_retention(keep_runs interval DEFAULT NULL, keep_failed_runs interval DEFAULT NULL,
+                                      keep_logs interval DEFAULT NULL, batch_size integer DEFAULT NULL)
+RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result json;
+BEGIN
+    IF keep_runs NOT BETWEEN interval '1 day' AND interval '100 years' THEN
+        PERFORM crm_dashboard.policy_value_error('keep_runs', quote_literal(keep_runs), 'between 1 day and 100 years',
+            'Runs older than this are removed, but each model''s latest run and latest success; leave it NULL to keep them for ever.');
+    END IF;
+    IF keep_failed_runs IS NOT NULL AND keep_runs IS NULL THEN
+        PERFORM crm_dashboard.policy_value_error('keep_failed_runs', quote_literal(keep_failed_runs),
+            'NULL while keep_runs is NULL', 'Runs are kept for ever; set keep_runs too, shorter than keep_failed_runs.');
+    END IF;
+    IF keep_failed_runs < keep_runs OR keep_failed_runs > interval '100 years' THEN
+        PERFORM crm_dashboard.policy_value_error('keep_failed_runs', quote_literal(keep_failed_runs),
+            format('at least keep_runs (%s) and at most 100 years', quote_literal(keep_runs)),
+            'Failed runs are kept at least as long as the others; leave it NULL to keep them as long.');
+    END IF;
+    IF keep_logs NOT BETWEEN interval '1 hour' AND interval '100 years' THEN
+        PERFORM crm_dashboard.policy_value_error('keep_logs', quote_literal(keep_logs), 'between 1 hour and 100 years',
+            'Logs older than this are removed; their runs stay.');
+    END IF;
+    IF keep_logs > keep_runs THEN
+        PERFORM crm_dashboard.policy_value_error('keep_logs', quote_literal(keep_logs),
+            format('at most keep_runs (%s)', quote_literal(keep_runs)),
+            'A log goes with its run at the latest; keep logs for a shorter time than runs.');
+    END IF;
+    IF batch_size NOT BETWEEN 10 AND 100000 THEN
+        PERFORM crm_dashboard.policy_value_error('batch_size', batch_size::text, 'between 10 and 100000',
+            'Each pass removes at most this many runs and log chunks in one short transaction; the default is 500.');
+    END IF;
+    INSERT INTO crm_dashboard.retention_policy AS p (only_row, keep_runs, keep_failed_runs, keep_logs, batch_size, updated_by)
+    VALUES (true, keep_runs, keep_failed_runs, keep_logs, coalesce(batch_size, 500), crm_dashboard.requester_name())
+    ON CONFLICT (only_row) DO UPDATE
+       SET keep_runs = EXCLUDED.keep_runs, keep_failed_runs = EXCLUDED.keep_failed_runs,
+           keep_logs = EXCLUDED.keep_logs, batch_size = coalesce(set_retention.batch_size, p.batch_size),
+           updated_by = EXCLUDED.updated_by, updated_at = now();
+    PERFORM crm_dashboard.schedule_retention_job(num_nonnulls(keep_runs, keep_logs) > 0);
+    PERFORM crm_dashboard.wake_launcher();
+    SELECT row_to_json(r) INTO result FROM crm_api.retention r;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION crm_api.set_retention(interval, interval, interval, integer) IS
+    'Set the retention policy: runs older than keep_runs are removed (failed ones after keep_failed_runs, at least keep_runs), logs after keep_logs (at most keep_runs); NULL keeps for ever; each model''s latest run and latest success are always kept.  Applied in batches of batch_size (default 500) by the launcher, or a pg_cron job where the launcher does not serve the database.  Returns crm_api.retention.';
+
+CREATE FUNCTION crm_api.apply_retention() RETURNS json
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN crm_dashboard.apply_retention(CASE WHEN crm_dashboard.requester_name() = session_user THEN 'sql' ELSE 'ui' END);
+END
+$$;
+COMMENT ON FUNCTION crm_api.apply_retention() IS
+    'Apply one batch of the retention policy now (the launcher or pg_cron does it anyway): {runs, log_chunks, behind}.';
+
+CREATE VIEW crm_api.retention AS
+    SELECT p.keep_runs, p.keep_failed_runs, p.keep_logs, coalesce(p.batch_size, 500) AS batch_size,
+           p.updated_by, p.updated_at,
+           crm_dashboard.history_kept_since() AS history_kept_since,
+           CASE WHEN s.log_chunks_removed > 0 THEN s.logs_removed_before END AS logs_kept_since,
+           s.failed_removed_before AS failed_runs_kept_since,
+           CASE WHEN num_nonnulls(p.keep_runs, p.keep_logs) > 0 THEN crm_dashboard.retention_applier() END AS applied_by,
+           s.last_pass_at, s.last_pass_by, coalesce(s.last_pass_runs, 0) AS last_pass_runs,
+           coalesce(s.last_pass_log_chunks, 0) AS last_pass_log_chunks,
+           coalesce(s.runs_removed, 0) AS runs_removed, coalesce(s.log_chunks_removed, 0) AS log_chunks_removed,
+           coalesce(s.behind, false) AS behind,
+           (SELECT min(h.start_time) FROM crm_dashboard.sync_history h) AS oldest_run_at
+      FROM (VALUES (true)) AS o(only_row)
+      LEFT JOIN crm_dashboard.retention_policy p ON p.only_row
+      LEFT JOIN crm_dashboard.retention_state s ON s.only_row;
+COMMENT ON VIEW crm_api.retention IS
+    'The retention policy (NULL: kept for ever) and what it did: history kept since (runs before it are gone but each model''s latest run and latest success), logs kept since, who applies it (launcher, pg_cron, nobody), the last pass, totals, whether it is behind, and the oldest run there is.';
+
+REVOKE ALL ON FUNCTION crm_dashboard.launcher_serves_here(), crm_dashboard.retention_protected(),
+    crm_dashboard.apply_retention(text), crm_dashboard.schedule_retention_job(boolean),
+    crm_dashboard.retention_applier(), crm_dashboard.history_kept_since(),
+    crm_api.set_retention(interval, interval, interval, integer), crm_api.apply_retention() FROM PUBLIC;
+REVOKE ALL ON PROCEDURE crm_dashboard.retention_job(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm_dashboard.launcher_serves_here(), crm_dashboard.retention_applier(),
+    crm_dashboard.history_kept_since() TO crm_dashboard_viewer;
+GRANT EXECUTE ON FUNCTION crm_api.set_retention(interval, interval, interval, integer),
+    crm_api.apply_retention() TO crm_dashboard_admin;
+GRANT SELECT ON crm_api.retention TO crm_dashboard_viewer;
+
+-- ---- The reads of logs say what retention removed ----------------------------
+
+-- The note a read of a run's log gives when retention removed it.
+CREATE FUNCTION crm_dashboard.log_removed_note(run_id bigint) RETURNS text
+LANGUAGE sql STABLE
+AS $$
+    SELECT format('[log removed by the retention policy: logs are kept for %s]', p.keep_logs)
+      FROM crm_dashboard.sync_history h, crm_dashboard.retention_policy p, crm_dashboard.retention_state s
+     WHERE h.id = log_removed_note.run_id AND p.keep_logs IS NOT NULL
+       AND s.logs_removed_before IS NOT NULL AND coalesce(h.end_time, h.start_time) < s.logs_removed_before
+$$;
+COMMENT ON FUNCTION crm_dashboard.log_removed_note(bigint) IS
+    'Private: the note a read of a run''s log gives when retention removed it, or NULL.';
+REVOKE ALL ON FUNCTION crm_dashboard.log_removed_note(bigint) FROM PUBLIC;
+
+-- A run's kept output (src/logs.sql), with a note when retention removed it.
+CREATE OR REPLACE FUNCTION crm_dashboard.log_text(run_id bigint) RETURNS text
+LANGUAGE sql STABLE
+AS $$
+    SELECT CASE WHEN count(*) = 0 THEN coalesce(crm_dashboard.log_removed_note(log_text.run_id), '')
+                WHEN min(c.first_byte) > 0
+                    THEN format(E'[... %s bytes of earlier output dropped ...]\n', min(c.first_byte))
+                         || string_agg(c.body, '' ORDER BY c.seq)
+                ELSE string_agg(c.body, '' ORDER BY c.seq) END
+      FROM crm_dashboard.sync_log_chunk c
+     WHERE c.run_id = log_text.run_id
+$$;
+COMMENT ON FUNCTION crm_dashboard.log_text(bigint) IS
+    'Private: a run''s kept output, with a note when its beginning was dropped or retention removed it.';
+
+-- ---- History at scale: analytics, anomalies and error fingerprints (src/analytics.sql, src/analytics.c, src/fingerprint.c)
+
+-- What was unusual about a finished run, and the fingerprint of its
+-- error: two columns at the end of the history row (src/schema.sql), shown
+-- by crm_api.sync_runs and crm_api.crm_models (src/history.sql).
+ALTER TABLE crm_dashboard.sync_history ADD COLUMN anomalies jsonb, ADD COLUMN error_fingerprint text;
+
+CREATE OR REPLACE VIEW crm_api.crm_models AS
+    WITH schedules AS MATERIALIZED (SELECT * FROM crm_dashboard.active_schedules())
+    SELECT m.*, crm_dashboard.name_problem(m.model) AS name_problem,
+           st.paused, st.pause_scope, st.paused_by, st.pause_reason, st.paused_at,
+           st.action_required, st.action_required_run_id, st.action_required_error,
+           f.freshness, f.expected_by, f.last_success_at,
+           extract(epoch FROM f.cadence)::float8 AS cadence_seconds, f.cadence_source,
+           w.watermark AS data_watermark, w.note AS watermark_note,
+           (SELECT h.anomalies FROM crm_dashboard.sync_history h WHERE h.id = m.last_run_id) AS last_run_anomalies
+      FROM crm_dashboard.crm_models(NULL) m
+      LEFT JOIN LATERAL crm_dashboard.model_state(m.crm, m.model) st ON true
+      LEFT JOIN LATERAL (SELECT array_agg(s.cron) AS crons, min(s.created_at) AS since FROM schedules s
+                          WHERE s.crm = m.crm AND s.model IN (m.model, 'all')) sc ON true
+      LEFT JOIN LATERAL crm_dashboard.freshness_of(m.crm, m.model, sc.crons, sc.since) f ON true
+      LEFT JOIN crm_dashboard.model_watermarks(NULL) w ON w.crm = m.crm AND w.model = m.model;
+COMMENT ON VIEW crm_api.crm_models IS
+    'One row per model (table <crm>_<model>): estimated rows, latest run and its figures, active run; name_problem says why a model cannot be synced; its pause; action required (with the error); freshness (on_time, late, overdue, unknown), expected by, last success, cadence and its source (sla, schedule, learned); data watermark (newest "updated" value) or why there is none (not indexed); what was unusual about the latest run (last_run_anomalies, as in crm_api.sync_runs).';
+
+
+CREATE OR REPLACE VIEW crm_api.sync_runs AS
+    SELECT h.id, h.crm_source::text AS crm, h.sync_type::text AS model, h.status::text AS status,
+           h.start_time, h.end_time,
+           crm_dashboard.run_duration(h.status, h.start_time, h.end_time) AS duration_seconds,
+           h.records_processed, h.records_created, h.records_updated, h.records_failed,
+           h.records_total, h.error_message, h.requested_by, h.requested_via, h.parent_id,
+           h.configuration, h.performance_metrics, h.exit_code, h.exit_signal, h.queued_at,
+           h.attempt, h.max_attempts, h.first_attempt_id, h.not_before, h.priority, h.error_class,
+           h.rate_limited_until, h.last_output_at,
+           CASE WHEN h.status = 'queued' THEN crm_dashboard.wait_reason(h) END AS wait_reason,
+           CASE WHEN h.status = 'running' THEN crm_dashboard.run_eta(h) END AS eta_seconds,
+           h.anomalies, h.error_fingerprint
+      FROM crm_dashboard.sync_history h
+     ORDER BY h.start_time DESC, h.id DESC;
+COMMENT ON VIEW crm_api.sync_runs IS
+    'Every sync run, newest first; filter by crm, model, status.  attempt n of max_attempts (first_attempt_id links retries to the first); a queued run says why it waits (wait_reason) and does not start before not_before; error_class says why one failed; eta_seconds estimates what is left; anomalies says what was unusual about a finished run against its model''s recent runs ([{kind, message, value, usual}]); error_fingerprint groups its failure with the same failure elsewhere (crm_api.failures).  The output log is crm_api.sync_log(id).';
+
+
+-- src/analytics.sql, all new
+-- Sync analytics (seed phase 2): daily rollups per model kept current as
+-- runs finish, the figures of 24 hours and 7, 30 and 90 days per model and
+-- per CRM, anomalies of a run against its model's recent runs, and error
+-- fingerprints that group failures across runs and models.
+--
+-- The rollups change in the transaction that changes the history (a
+-- statement trigger with transition tables), so they are right after a
+-- crash as the history is: a run is counted once its final state is
+-- committed, and never twice.  crm_dashboard.rebuild_rollups recomputes
+-- days from the raw history.  Retention deletes runs without touching the
+-- rollups, so the figures of the past outlive the rows.
+--
+-- Days are UTC days of the run's start.  Runs of whole CRMs ("all") count
+-- through their model runs.
+
+COMMENT ON COLUMN crm_dashboard.sync_history.anomalies IS
+    'What was unusual about a finished run against its model''s recent completed runs (median and MAD): [{kind, message, value, usual}], kinds zero_records, slow, failed_share; [] when nothing; NULL when not assessed (running, failed, cancelled, or finished before 1.1.0).';
+COMMENT ON COLUMN crm_dashboard.sync_history.error_fingerprint IS
+    'The error message of a failed or partial run with numbers, ids, quoted values, URLs and timestamps as placeholders (crm_dashboard.error_fingerprint): the same failure has the same fingerprint in any run of any model.';
+
+-- ---- Histograms of seconds (src/analytics.c) --------------------------------
+
+CREATE FUNCTION crm_dashboard.sketch_agg_step(internal, float8, integer) RETURNS internal
+LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'crm_dashboard_sketch_agg_step';
+CREATE FUNCTION crm_dashboard.sketch_sum_step(internal, bigint[]) RETURNS internal
+LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'crm_dashboard_sketch_sum_step';
+CREATE FUNCTION crm_dashboard.sketch_final(internal) RETURNS bigint[]
+LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'crm_dashboard_sketch_final';
+COMMENT ON FUNCTION crm_dashboard.sketch_agg_step(internal, float8, integer) IS 'Private: transition of crm_dashboard.sketch_agg.';
+COMMENT ON FUNCTION crm_dashboard.sketch_sum_step(internal, bigint[]) IS 'Private: transition of crm_dashboard.sketch_sum.';
+COMMENT ON FUNCTION crm_dashboard.sketch_final(internal) IS 'Private: the histogram an aggregate built.';
+CREATE AGGREGATE crm_dashboard.sketch_agg(float8, integer) (
+    SFUNC = crm_dashboard.sketch_agg_step, STYPE = internal, FINALFUNC = crm_dashboard.sketch_final);
+COMMENT ON AGGREGATE crm_dashboard.sketch_agg(float8, integer) IS
+    'Private: a histogram of seconds with 1 % relative accuracy, each value counted weight times (negative: taken away).';
+CREATE AGGREGATE crm_dashboard.sketch_sum(bigint[]) (
+    SFUNC = crm_dashboard.sketch_sum_step, STYPE = internal, FINALFUNC = crm_dashboard.sketch_final);
+COMMENT ON AGGREGATE crm_dashboard.sketch_sum(bigint[]) IS 'Private: the sum of histograms.';
+CREATE FUNCTION crm_dashboard.sketch_merge(a bigint[], b bigint[]) RETURNS bigint[]
+LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'crm_dashboard_sketch_merge';
+COMMENT ON FUNCTION crm_dashboard.sketch_merge(bigint[], bigint[]) IS 'Private: the sum of two histograms (NULL is empty).';
+CREATE FUNCTION crm_dashboard.sketch_quantile(histogram bigint[], q float8) RETURNS float8
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'crm_dashboard_sketch_quantile';
+COMMENT ON FUNCTION crm_dashboard.sketch_quantile(bigint[], float8) IS
+    'Private: the q-quantile of a histogram (as percentile_disc(q) would give it, within 1 %), NULL when empty.';
+
+-- ---- Error fingerprints (src/fingerprint.c) ----------------------------------
+
+CREATE FUNCTION crm_dashboard.error_fingerprint(message text, crm text DEFAULT NULL, model text DEFAULT NULL)
+RETURNS text
+LANGUAGE C IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'crm_dashboard_error_fingerprint';
+COMMENT ON FUNCTION crm_dashboard.error_fingerprint(text, text, text) IS
+    'The fingerprint of an error message: numbers, ids, quoted values, URLs, e-mail addresses and timestamps as <n>, <id>, <value>, <url>, <email>, <time>; the run''s CRM (any case), model and table as <crm>, <model> and <table>; an HTTP status kept ("HTTP 429 Too Many Requests ... after <n> s").';
+
+-- ---- Anomalies ---------------------------------------------------------------
+
+-- A count in words, two significant digits: 1,200; 45; 3.1 million.
+CREATE FUNCTION crm_dashboard.about(n float8) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN n IS NULL THEN NULL
+            WHEN abs(n) >= 1e6 THEN to_char(round((n / 1e6)::numeric, 1), 'FM999G999G990D0') || ' million'
+            WHEN abs(n) >= 100 THEN to_char(round(n::numeric, 1 - floor(log(abs(n)))::integer), 'FM999G999G999')
+            ELSE to_char(round(n::numeric), 'FM999') END;
+COMMENT ON FUNCTION crm_dashboard.about(float8) IS 'Private: a count rounded for a sentence ("about 1,200").';
+
+-- A share as a percentage for a sentence: 12 %, 3.5 %, 0.1 %, 0.02 %.
+CREATE FUNCTION crm_dashboard.percent(share float8) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN CASE WHEN share IS NULL THEN NULL
+            WHEN share = 0 THEN '0 %'
+            WHEN share >= 0.1 THEN round((share * 100)::numeric) || ' %'
+            WHEN share >= 0.001 THEN round((share * 100)::numeric, 1) || ' %'
+            ELSE round((share * 100)::numeric, 2) || ' %' END;
+COMMENT ON FUNCTION crm_dashboard.percent(float8) IS 'Private: a share (0..1) as a percentage for a sentence.';
+
+-- The baseline of a model before a time: median and MAD of duration,
+-- records processed and failed-record share over its last 20 completed
+-- (success or partial) runs.
+CREATE FUNCTION crm_dashboard.run_baseline(crm text, model text, before timestamptz,
+    OUT runs integer, OUT seconds_median float8, OUT seconds_mad float8,
+    OUT processed_median float8, OUT share_median float8, OUT share_mad float8)
+LANGUAGE sql STABLE
+AS $$
+    WITH recent AS (
+        SELECT extract(epoch FROM h.end_time - h.start_time)::float8 AS seconds,
+               h.records_processed::float8 AS processed,
+               CASE WHEN h.records_processed > 0 THEN h.records_failed::float8 / h.records_processed END AS share
+          FROM crm_dashboard.sync_history h
+         WHERE h.crm_source = run_baseline.crm AND h.sync_type = run_baseline.model
+           AND h.status IN ('success', 'partial') AND h.start_time < run_baseline.before
+         ORDER BY h.start_time DESC, h.id DESC
+         LIMIT 20),
+    medians AS (
+        SELECT count(*)::integer AS runs,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds) AS seconds_median,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY processed) AS processed_median,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY share) AS share_median
+          FROM recent)
+    SELECT m.runs, m.seconds_median,
+           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(r.seconds - m.seconds_median)) FROM recent r),
+           m.processed_median, m.share_median,
+           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY abs(r.share - m.share_median)) FROM recent r)
+      FROM medians m
+$$;
+COMMENT ON FUNCTION crm_dashboard.run_baseline(text, text, timestamptz) IS
+    'Private: median and median absolute deviation of duration, records and failed-record share of a model''s last 20 completed runs before a time.';
+
+-- What is unusual about a completed run, against the baseline of the runs
+-- before it (at least 5).  Robust: a value is unusual only when it is far
+-- from the median in MADs (scaled by 1.4826, a standard deviation for
+-- normal data) and by a clear factor, so a steady model's noise stays quiet.
+--   zero_records: 0 records where the median is at least 10;
+--   slow: at least twice the median duration, 5 s and 3 scaled MADs more;
+--   failed_share: at least 1 % of records failed, five times the median
+--     share and 3 scaled MADs more.
+CREATE FUNCTION crm_dashboard.run_anomalies(crm text, model text, status text, start_time timestamptz,
+                                            end_time timestamptz, processed bigint, failed bigint)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    b record;
+    seconds float8 := extract(epoch FROM end_time - start_time);
+    share float8 := CASE WHEN processed > 0 THEN failed::float8 / processed END;
+    found jsonb := '[]';
+BEGIN
+    IF status NOT IN ('success', 'partial') OR end_time IS NULL OR model = 'all' THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO b FROM crm_dashboard.run_baseline(crm, model, start_time);
+    IF b.runs < 5 THEN
+        RETURN found;
+    END IF;
+    IF processed = 0 AND b.processed_median >= 10 THEN
+        found := found || jsonb_build_object('kind', 'zero_records', 'value', 0, 'usual', b.processed_median,
+            'message', format('0 records — usually about %s', crm_dashboard.about(b.processed_median)));
+    END IF;
+    IF b.seconds_median > 0 AND seconds >= 2 * b.seconds_median AND seconds - b.seconds_median >= 5
+       AND seconds - b.seconds_median > 3 * 1.4826 * b.seconds_mad THEN
+        found := found || jsonb_build_object('kind', 'slow', 'value', round(seconds::numeric, 3),
+            'usual', round(b.seconds_median::numeric, 3), 'ratio', round((seconds / b.seconds_median)::numeric, 1),
+            'message', format('%s× slower than usual', round((seconds / b.seconds_median)::numeric, 1)));
+    END IF;
+    IF share >= 0.01 AND share >= 5 * coalesce(b.share_median, 0)
+       AND share - coalesce(b.share_median, 0) > 3 * 1.4826 * coalesce(b.share_mad, 0) THEN
+        found := found || jsonb_build_object('kind', 'failed_share', 'value', round(share::numeric, 4),
+            'usual', round(coalesce(b.share_median, 0)::numeric, 4),
+            'message', format('failed-record share %s, usually %s', crm_dashboard.percent(share),
+                              crm_dashboard.percent(coalesce(b.share_median, 0))));
+    END IF;
+    RETURN found;
+END
+$$;
+COMMENT ON FUNCTION crm_dashboard.run_anomalies(text, text, text, timestamptz, timestamptz, bigint, bigint) IS
+    'Private: the anomalies of a completed run against the median and MAD of its model''s last 20 completed runs before it (zero_records, slow, failed_share), [] for none, NULL unless success or partial.';
+
+-- Before a run's final state is written: its anomalies and the fingerprint
+-- of its error, in the same row; an anomaly is announced (event anomaly).
+CREATE FUNCTION crm_dashboard.assess_run() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    NEW.anomalies := crm_dashboard.run_anomalies(NEW.crm_source, NEW.sync_type, NEW.status, NEW.start_time,
+                                                 NEW.end_time, NEW.records_processed, NEW.records_failed);
+    NEW.error_fingerprint := CASE WHEN NEW.status IN ('failed', 'partial') AND NEW.sync_type <> 'all'
+        THEN crm_dashboard.error_fingerprint(NEW.error_message, NEW.crm_source, NEW.sync_type) END;
+    IF jsonb_array_length(NEW.anomalies) > 0 THEN
+        PERFORM crm_dashboard.emit_event('anomaly', NEW.crm_source, NEW.sync_type, NEW.id,
+                                         jsonb_build_object('anomalies', NEW.anomalies));
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION crm_dashboard.assess_run() IS
+    'Private: set a finished run''s anomalies and error fingerprint before it is written (event anomaly when it has any).';
+
+CREATE TRIGGER sync_history_assess_insert
+    BEFORE INSERT ON crm_dashboard.sync_history
+    FOR EACH ROW WHEN (NEW.status NOT IN ('queued', 'running'))
+    EXECUTE FUNCTION crm_dashboard.assess_run();
+CREATE TRIGGER sync_history_assess_update
+    BEFORE UPDATE ON crm_dashboard.sync_history
+    FOR EACH ROW WHEN (NEW.status NOT IN ('queued', 'running')
+                       AND (OLD.status IS DISTINCT FROM NEW.status
+                            OR OLD.error_message IS DISTINCT FROM NEW.error_message
+                            OR OLD.end_time IS DISTINCT FROM NEW.end_time
+                            OR OLD.records_processed IS DISTINCT FROM NEW.records_processed
+                            OR OLD.records_failed IS DISTINCT FROM NEW.records_failed))
+    EXECUTE FUNCTION crm_dashboard.assess_run();
+
+-- ---- Rollups -----------------------------------------------------------------
+
+-- A day of a model: runs by final status, records, durations and time
+-- queued, with histograms for percentiles.
+CREATE TABLE crm_dashboard.run_rollup (
+    crm               text NOT NULL,
+    model             text NOT NULL,
+    day               date NOT NULL,
+    runs              integer NOT NULL DEFAULT 0,
+    succeeded         integer NOT NULL DEFAULT 0,
+    partial           integer NOT NULL DEFAULT 0,
+    failed            integer NOT NULL DEFAULT 0,
+    cancelled         integer NOT NULL DEFAULT 0,
+    records_processed bigint NOT NULL DEFAULT 0,
+    records_created   bigint NOT NULL DEFAULT 0,
+    records_updated   bigint NOT NULL DEFAULT 0,
+    records_failed    bigint NOT NULL DEFAULT 0,
+    worked_seconds    float8 NOT NULL DEFAULT 0,
+    worked_records    bigint NOT NULL DEFAULT 0,
+    waited_runs       integer NOT NULL DEFAULT 0,
+    waited_seconds    float8 NOT NULL DEFAULT 0,
+    durations         bigint[] NOT NULL DEFAULT '{}',
+    waits             bigint[] NOT NULL DEFAULT '{}',
+    PRIMARY KEY (crm, model, day)
+);
+COMMENT ON TABLE crm_dashboard.run_rollup IS
+    'Private: per model and UTC day of start, the finished runs: counts by status, records, worked_seconds and worked_records of completed (success, partial) runs, time queued of runs that ran (waited_*), and histograms (crm_dashboard.sketch_agg) of durations of completed runs and of waits.  Kept current by the history''s trigger; rebuilt by crm_dashboard.rebuild_rollups.';
+CREATE INDEX run_rollup_day ON crm_dashboard.run_rollup (day);
+REVOKE ALL ON crm_dashboard.run_rollup FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('crm_dashboard.run_rollup', '');
+
+-- Per fingerprint, model and day: the failed and partial runs.
+CREATE TABLE crm_dashboard.failure_rollup (
+    fingerprint text NOT NULL,
+    crm         text NOT NULL,
+    model       text NOT NULL,
+    day         date NOT NULL,
+    runs        integer NOT NULL DEFAULT 0,
+    failed      integer NOT NULL DEFAULT 0,
+    partial     integer NOT NULL DEFAULT 0,
+    first_seen  timestamptz,
+    last_seen   timestamptz,
+    PRIMARY KEY (fingerprint, crm, model, day)
+);
+COMMENT ON TABLE crm_dashboard.failure_rollup IS
+    'Private: per error fingerprint, model and UTC day, the failed and partial runs and when the first and last of them started.  Kept current by the history''s trigger.';
+CREATE INDEX failure_rollup_day ON crm_dashboard.failure_rollup (day);
+REVOKE ALL ON crm_dashboard.failure_rollup FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('crm_dashboard.failure_rollup', '');
+
+-- Runs' fingerprints, newest first: the runs of a failure, and its latest message.
+CREATE INDEX sync_history_fingerprint
+    ON crm_dashboard.sync_history (error_fingerprint, start_time DESC)
+    WHERE error_fingerprint IS NOT NULL;
+
+-- A run counted in (1) or taken out of (-1) the rollups.
+CREATE TYPE crm_dashboard.run_change AS (sign integer, run crm_dashboard.sync_history);
+COMMENT ON TYPE crm_dashboard.run_change IS 'Private: a run added to (sign 1) or taken from (sign -1) the rollups.';
+
+-- The one rule of what a finished run adds to its day: the rollup rows
+-- (as deltas) of a set of changes.
+CREATE FUNCTION crm_dashboard.rollup_deltas(changes crm_dashboard.run_change[])
+RETURNS SETOF crm_dashboard.run_rollup
+LANGUAGE sql STABLE
+AS $$
+    WITH c AS (
+        SELECT ch.sign, (ch.run).crm_source::text AS crm, (ch.run).sync_type::text AS model,
+               ((ch.run).start_time AT TIME ZONE 'UTC')::date AS day, (ch.run).status::text AS status,
+               (ch.run).records_processed AS processed, (ch.run).records_created AS created,
+               (ch.run).records_updated AS updated, (ch.run).records_failed AS failed,
+               CASE WHEN (ch.run).status IN ('success', 'partial')
+                    THEN extract(epoch FROM (ch.run).end_time - (ch.run).start_time)::float8 END AS seconds,
+               CASE WHEN (ch.run).status IN ('success', 'partial', 'failed')
+                    THEN greatest(0, extract(epoch FROM (ch.run).start_time - (ch.run).queued_at))::float8 END AS waited
+          FROM unnest(changes) ch
+         WHERE (ch.run).status IN ('success', 'partial', 'failed', 'cancelled') AND (ch.run).sync_type <> 'all')
+    SELECT c.crm, c.model, c.day, sum(c.sign)::integer,
+           (sum(c.sign) FILTER (WHERE c.status = 'success'))::integer,
+           (sum(c.sign) FILTER (WHERE c.status = 'partial'))::integer,
+           (sum(c.sign) FILTER (WHERE c.status = 'failed'))::integer,
+           (sum(c.sign) FILTER (WHERE c.status = 'cancelled'))::integer,
+           sum(c.sign * c.processed::bigint), sum(c.sign * c.created::bigint),
+           sum(c.sign * c.updated::bigint), sum(c.sign * c.failed::bigint),
+           coalesce(sum(c.sign * c.seconds), 0), coalesce(sum(c.sign * c.processed::bigint) FILTER (WHERE c.seconds IS NOT NULL), 0),
+           coalesce(sum(c.sign) FILTER (WHERE c.waited IS NOT NULL), 0)::integer, coalesce(sum(c.sign * c.waited), 0),
+           crm_dashboard.sketch_agg(c.seconds, c.sign), crm_dashboard.sketch_agg(c.waited, c.sign)
+      FROM c
+     GROUP BY c.crm, c.model, c.day
+$$;
+COMMENT ON FUNCTION crm_dashboard.rollup_deltas(crm_dashboard.run_change[]) IS
+    'Private: what a set of finished runs adds to (or, with sign -1, takes from) the daily rollups.';
+
+-- Per fingerprint, model and day: what a set of changes adds.
+CREATE FUNCTION crm_dashboard.failure_deltas(changes crm_dashboard.run_change[])
+RETURNS SETOF crm_dashboard.failure_rollup
+LANGUAGE sql STABLE
+AS $$
+    SELECT (ch.run).error_fingerprint, (ch.run).crm_source::text, (ch.run).sync_type::text,
+           ((ch.run).start_time AT TIME ZONE 'UTC')::date, sum(ch.sign)::integer,
+           coalesce(sum(ch.sign) FILTER (WHERE (ch.run).status = 'failed'), 0)::integer,
+           coalesce(sum(ch.sign) FILTER (WHERE (ch.run).status = 'partial'), 0)::integer,
+           min((ch.run).start_time) FILTER (WHERE ch.sign > 0), max((ch.run).start_time) FILTER (WHERE ch.sign > 0)
+      FROM unnest(changes) ch
+     WHERE (ch.run).error_fingerprint IS NOT NULL AND (ch.run).status IN ('failed', 'partial')
+       AND (ch.run).sync_type <> 'all'
+     GROUP BY 1, 2, 3, 4
+$$;
+COMMENT ON FUNCTION crm_dashboard.failure_deltas(crm_dashboard.run_change[]) IS
+    'Private: what a set of failed and partial runs adds to (sign -1: takes from) the fingerprints'' daily counts.';
+
+-- Add changes to both rollups, in key order (two writers never deadlock).
+CREATE FUNCTION crm_dashboard.rollup_add(changes crm_dashboard.run_change[]) RETURNS void
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+    INSERT INTO crm_dashboard.run_rollup AS r
+    SELECT d.crm, d.model, d.day, d.runs, coalesce(d.succeeded, 0), coalesce(d.partial, 0), coalesce(d.failed, 0),
+           coalesce(d.cancelled, 0), d.records_processed, d.records_created, d.records_updated, d.records_failed,
+           d.worked_seconds, d.worked_records, d.waited_runs, d.waited_seconds, d.durations, d.waits
+      FROM crm_dashboard.rollup_deltas(changes) d
+     ORDER BY d.crm, d.model, d.day
+    ON CONFLICT (crm, model, day) DO UPDATE
+       SET runs = r.runs + EXCLUDED.runs, succeeded = r.succeeded + EXCLUDED.succeeded,
+           partial = r.partial + EXCLUDED.partial, failed = r.failed + EXCLUDED.failed,
+           cancelled = r.cancelled + EXCLUDED.cancelled,
+           records_processed = r.records_processed + EXCLUDED.records_processed,
+           records_created = r.records_created + EXCLUDED.records_created,
+           records_updated = r.records_updated + EXCLUDED.records_updated,
+           records_failed = r.records_failed + EXCLUDED.records_failed,
+           worked_seconds = r.worked_seconds + EXCLUDED.worked_seconds,
+           worked_records = r.worked_records + EXCLUDED.worked_records,
+           waited_runs = r.waited_runs + EXCLUDED.waited_runs, waited_seconds = r.waited_seconds + EXCLUDED.waited_seconds,
+           durations = crm_dashboard.sketch_merge(r.durations, EXCLUDED.durations),
+           waits = crm_dashboard.sketch_merge(r.waits, EXCLUDED.waits);
+    INSERT INTO crm_dashboard.failure_rollup AS f
+    SELECT * FROM crm_dashboard.failure_deltas(changes) d ORDER BY d.fingerprint, d.crm, d.model, d.day
+    ON CONFLICT (fingerprint, crm, model, day) DO UPDATE
+       SET runs = f.runs + EXCLUDED.runs, failed = f.failed + EXCLUDED.failed, partial = f.partial + EXCLUDED.partial,
+           first_seen = least(f.first_seen, EXCLUDED.first_seen), last_seen = greatest(f.last_seen, EXCLUDED.last_seen);
+    DELETE FROM crm_dashboard.failure_rollup f WHERE f.runs <= 0
+       AND (f.fingerprint, f.crm, f.model, f.day) IN (SELECT d.fingerprint, d.crm, d.model, d.day
+                                                        FROM crm_dashboard.failure_deltas(changes) d);
+END;
+COMMENT ON FUNCTION crm_dashboard.rollup_add(crm_dashboard.run_change[]) IS
+    'Private: apply changes of finished runs to the daily rollups and the fingerprints'' counts.';
+
+-- Whether an update changed what the rollups count of a run.
+CREATE FUNCTION crm_dashboard.rollup_changed(o crm_dashboard.sync_history, n crm_dashboard.sync_history)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN (n.status, n.crm_source, n.sync_type, n.start_time, n.end_time, n.queued_at, n.records_processed,
+        n.records_created, n.records_updated, n.records_failed, n.error_fingerprint)
+       IS DISTINCT FROM
+       (o.status, o.crm_source, o.sync_type, o.start_time, o.end_time, o.queued_at, o.records_processed,
+        o.records_created, o.records_updated, o.records_failed, o.error_fingerprint);
+COMMENT ON FUNCTION crm_dashboard.rollup_changed(crm_dashboard.sync_history, crm_dashboard.sync_history) IS
+    'Private: whether an update of a run changed what the daily rollups count of it.';
+
+-- After any statement that changes the history: what it changed about
+-- finished runs.  A flush of a running run changes nothing here and costs
+-- one look at its transition rows.  Deletes by retention leave the rollups
+-- as they are (the figures outlive the rows).
+CREATE FUNCTION crm_dashboard.rollup_history() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    changes crm_dashboard.run_change[];
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        changes := ARRAY(SELECT ROW(1, n)::crm_dashboard.run_change FROM new_rows n
+                          WHERE n.status IN ('success', 'partial', 'failed', 'cancelled') AND n.sync_type <> 'all');
+    ELSIF TG_OP = 'DELETE' THEN
+        IF current_setting('crm_dashboard_retention.pass', true) = 'on' THEN
+            RETURN NULL;
+        END IF;
+        changes := ARRAY(SELECT ROW(-1, o)::crm_dashboard.run_change FROM old_rows o
+                          WHERE o.status IN ('success', 'partial', 'failed', 'cancelled') AND o.sync_type <> 'all');
+    ELSE
+        -- a changed finished run: its old figures out, its new ones in
+        changes := ARRAY(
+            SELECT ROW(-1, o)::crm_dashboard.run_change
+              FROM old_rows o JOIN new_rows n ON n.id = o.id
+             WHERE o.status IN ('success', 'partial', 'failed', 'cancelled') AND o.sync_type <> 'all'
+               AND crm_dashboard.rollup_changed(o, n)
+            UNION ALL
+            SELECT ROW(1, n)::crm_dashboard.run_change
+              FROM new_rows n JOIN old_rows o ON o.id = n.id
+             WHERE n.status IN ('success', 'partial', 'failed', 'cancelled') AND n.sync_type <> 'all'
+               AND crm_dashboard.rollup_changed(o, n));
+    END IF;
+    IF cardinality(changes) > 0 THEN
+        PERFORM crm_dashboard.rollup_add(changes);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION crm_dashboard.rollup_history() IS
+    'Private: keep the daily rollups current with a statement''s changes to finished runs (not with retention''s deletes).';
+
+CREATE TRIGGER sync_history_rollup_insert
+    AFTER INSERT ON crm_dashboard.sync_history
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_dashboard.rollup_history();
+CREATE TRIGGER sync_history_rollup_update
+    AFTER UPDATE ON crm_dashboard.sync_history
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_dashboard.rollup_history();
+CREATE TRIGGER sync_history_rollup_delete
+    AFTER DELETE ON crm_dashboard.sync_history
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION crm_dashboard.rollup_history();
+
+-- Recompute the rollups of days from the raw history, one day at a time.
+-- Days before "history kept since" are left alone: retention removed
+-- their rows, and only the rollups still know their figures.
+CREATE FUNCTION crm_dashboard.rebuild_rollups(from_day date DEFAULT NULL, to_day date DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kept_from date := (crm_dashboard.history_kept_since() AT TIME ZONE 'UTC')::date + 1;
+    first_day date;
+    last_day date;
+    d date;
+    days integer := 0;
+BEGIN
+    SELECT greatest(coalesce(from_day, (min(h.start_time) AT TIME ZONE 'UTC')::date), kept_from),
+           coalesce(to_day, (max(h.start_time) AT TIME ZONE 'UTC')::date)
+      INTO first_day, last_day
+      FROM crm_dashboard.sync_history h;
+    d := first_day;
+    WHILE d <= last_day LOOP
+        DELETE FROM crm_dashboard.run_rollup r WHERE r.day = d;
+        DELETE FROM crm_dashboard.failure_rollup f WHERE f.day = d;
+        PERFORM crm_dashboard.rollup_add(ARRAY(
+            SELECT ROW(1, h)::crm_dashboard.run_change FROM crm_dashboard.sync_history h
+             WHERE h.start_time >= d::timestamp AT TIME ZONE 'UTC'
+               AND h.start_time < (d + 1)::timestamp AT TIME ZONE 'UTC'
+               AND h.status IN ('success', 'partial', 'failed', 'cancelled') AND h.sync_type <> 'all'));
+        days := days + 1;
+        d := d + 1;
+    END LOOP;
+    RETURN days;
+END
+$$;
+COMMENT ON FUNCTION crm_dashboard.rebuild_rollups(date, date) IS
+    'Private: recompute the daily rollups of the given UTC days (default: all there are) from the raw history, but days retention removed rows of; returns how many days.';
+
+-- ---- Analytics ---------------------------------------------------------------
+
+-- The periods analytics cover, and when each begins: 24 hours back from
+-- now, or whole UTC days (today and the 6, 29 or 89 before it).
+CREATE FUNCTION crm_dashboard.period_start(period text) RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN CASE period
+        WHEN '24h' THEN now() - interval '24 hours'
+        WHEN '7d' THEN (((now() AT TIME ZONE 'UTC')::date - 6)::timestamp AT TIME ZONE 'UTC')
+        WHEN '30d' THEN (((now() AT TIME ZONE 'UTC')::date - 29)::timestamp AT TIME ZONE 'UTC')
+        WHEN '90d' THEN (((now() AT TIME ZONE 'UTC')::date - 89)::timestamp AT TIME ZONE 'UTC')
+        ELSE crm_dashboard.unknown_period(period) END;
+END
+$$;
+COMMENT ON FUNCTION crm_dashboard.period_start(text) IS
+    'Private: when a period of analytics begins: 24h is the last 24 hours, 7d, 30d and 90d whole UTC days up to today.';
+
+CREATE FUNCTION crm_dashboard.unknown_period(period text) RETURNS timestamptz
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    RAISE EXCEPTION 'unknown analytics period %', coalesce(quote_literal(period), 'NULL')
+        USING ERRCODE = 'invalid_parameter_value', DETAIL = 'period',
+              HINT = 'A period is 24h, 7d, 30d or 90d.';
+END
+$$;
+COMMENT ON FUNCTION crm_dashboard.unknown_period(text) IS 'Private: raise the error for an unknown analytics period.';
+
+-- The figures of a period per model (by_model) or per CRM, for every model
+-- or CRM that ran in it (crm, model NULL: all).  24h reads the raw
+-- history (exact percentiles); the day periods read the rollups
+-- (percentiles within 1 %).
+CREATE FUNCTION crm_dashboard.analytics(of_period text, of_crm text DEFAULT NULL, of_model text DEFAULT NULL,
+                                        by_model boolean DEFAULT true)
+RETURNS TABLE (crm text, model text, period text, since timestamptz, runs bigint, succeeded bigint, partial bigint,
+               failed bigint, cancelled bigint, success_rate float8, duration_p50 float8, duration_p95 float8,
+               records_processed bigint, records_created bigint, records_updated bigint, records_failed bigint,
+               days float8, records_per_second float8, queued_seconds_avg float8, queued_seconds_p95 float8)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+ROWS 50
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    since timestamptz := crm_dashboard.period_start(of_period);
+    days float8 := CASE WHEN of_period = '24h' THEN 1
+                        ELSE extract(epoch FROM now() - crm_dashboard.period_start(of_period)) / 86400 END;
+BEGIN
+    IF of_period = '24h' THEN
+        RETURN QUERY
+        WITH r AS (
+            SELECT h.crm_source::text AS crm, CASE WHEN by_model THEN h.sync_type::text END AS model, h.status,
+                   h.records_processed, h.records_created, h.records_updated, h.records_failed,
+                   CASE WHEN h.status IN ('success', 'partial')
+                        THEN extract(epoch FROM h.end_time - h.start_time)::float8 END AS seconds,
+                   CASE WHEN h.status IN ('success', 'partial', 'failed')
+                        THEN greatest(0, extract(epoch FROM h.start_time - h.queued_at))::float8 END AS waited
+              FROM crm_dashboard.sync_history h
+             WHERE h.start_time >= since AND h.status IN ('success', 'partial', 'failed', 'cancelled')
+               AND h.sync_type <> 'all'
+               AND (of_crm IS NULL OR h.crm_source = of_crm)
+               AND (of_model IS NULL OR h.sync_type = of_model))
+        SELECT r.crm, r.model, of_period, since, count(*), count(*) FILTER (WHERE r.status = 'success'),
+               count(*) FILTER (WHERE r.status = 'partial'), count(*) FILTER (WHERE r.status = 'failed'),
+               count(*) FILTER (WHERE r.status = 'cancelled'),
+               (count(*) FILTER (WHERE r.status = 'success'))::float8
+                   / nullif(count(*) FILTER (WHERE r.status IN ('success', 'partial', 'failed')), 0),
+               percentile_disc(0.5) WITHIN GROUP (ORDER BY r.seconds),
+               percentile_disc(0.95) WITHIN GROUP (ORDER BY r.seconds),
+               sum(r.records_processed)::bigint, sum(r.records_created)::bigint, sum(r.records_updated)::bigint,
+               sum(r.records_failed)::bigint, days,
+               sum(r.records_processed) FILTER (WHERE r.seconds IS NOT NULL) / nullif(sum(r.seconds), 0),
+               avg(r.waited), percentile_disc(0.95) WITHIN GROUP (ORDER BY r.waited)
+          FROM r
+         GROUP BY r.crm, r.model;
+    ELSE
+        RETURN QUERY
+        SELECT r.crm, CASE WHEN by_model THEN r.model END, of_period, since,
+               sum(r.runs)::bigint, sum(r.succeeded)::bigint, sum(r.partial)::bigint, sum(r.failed)::bigint,
+               sum(r.cancelled)::bigint,
+               sum(r.succeeded)::float8 / nullif(sum(r.succeeded + r.partial + r.failed), 0),
+               crm_dashboard.sketch_quantile(crm_dashboard.sketch_sum(r.durations), 0.5),
+               crm_dashboard.sketch_quantile(crm_dashboard.sketch_sum(r.durations), 0.95),
+               sum(r.records_processed)::bigint, sum(r.records_created)::bigint, sum(r.records_updated)::bigint,
+               sum(r.records_failed)::bigint, days,
+               sum(r.worked_records) / nullif(sum(r.worked_seconds), 0),
+               sum(r.waited_seconds) / nullif(sum(r.waited_runs), 0),
+               crm_dashboard.sketch_quantile(crm_dashboard.sketch_sum(r.waits), 0.95)
+          FROM crm_dashboard.run_rollup r
+         WHERE r.day >= (since AT TIME ZONE 'UTC')::date
+           AND (of_crm IS NULL OR r.crm = of_crm)
+           AND (of_model IS NULL OR r.model = of_model)
+         GROUP BY r.crm, CASE WHEN by_model THEN r.model END
+        HAVING sum(r.runs) > 0;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION crm_dashboard.analytics(text, text, text, boolean) IS
+    'Private: the figures of a period (24h, 7d, 30d, 90d) per model or per CRM: runs by final status, success rate, duration p50/p95 of completed runs, records, throughput, time queued.';
+
+-- Every model (its figures, zero without runs) and every CRM, in each period.
+CREATE VIEW crm_api.model_analytics AS
+    SELECT m.crm, m.model, p.period, coalesce(a.since, crm_dashboard.period_start(p.period)) AS since,
+           coalesce(a.runs, 0) AS runs, coalesce(a.succeeded, 0) AS succeeded, coalesce(a.partial, 0) AS partial,
+           coalesce(a.failed, 0) AS failed, coalesce(a.cancelled, 0) AS cancelled, a.success_rate,
+           a.duration_p50 AS duration_p50_seconds, a.duration_p95 AS duration_p95_seconds,
+           coalesce(a.records_processed, 0) AS records_processed, coalesce(a.records_created, 0) AS records_created,
+           coalesce(a.records_updated, 0) AS records_updated, coalesce(a.records_failed, 0) AS records_failed,
+           coalesce(a.records_processed, 0) / coalesce(a.days, 1) AS records_processed_per_day,
+           coalesce(a.records_created, 0) / coalesce(a.days, 1) AS records_created_per_day,
+           coalesce(a.records_updated, 0) / coalesce(a.days, 1) AS records_updated_per_day,
+           coalesce(a.records_failed, 0) / coalesce(a.days, 1) AS records_failed_per_day,
+           a.records_per_second, a.queued_seconds_avg, a.queued_seconds_p95,
+           crm_dashboard.history_kept_since() AS history_kept_since
+      FROM crm_dashboard.crm_models(NULL) m
+     CROSS JOIN (VALUES ('24h', 1), ('7d', 2), ('30d', 3), ('90d', 4)) AS p(period, ord)
+      LEFT JOIN LATERAL crm_dashboard.analytics(p.period, m.crm, m.model) a ON true
+     ORDER BY m.crm, m.model, p.ord;
+COMMENT ON VIEW crm_api.model_analytics IS
+    'Per model and period (24h: the last 24 hours; 7d, 30d, 90d: whole UTC days up to today): finished runs by status, success rate (successes of successes, partial and failed runs), duration p50/p95 of completed (success, partial) runs in seconds, records processed/created/updated/failed and per day, throughput (records per second of completed runs), time queued (average, p95).  24h is exact; the day periods come from daily rollups (percentiles within 1 %) and keep the figures of runs retention removed.';
+
+CREATE VIEW crm_api.crm_analytics AS
+    SELECT c.crm, p.period, coalesce(a.since, crm_dashboard.period_start(p.period)) AS since,
+           coalesce(a.runs, 0) AS runs, coalesce(a.succeeded, 0) AS succeeded, coalesce(a.partial, 0) AS partial,
+           coalesce(a.failed, 0) AS failed, coalesce(a.cancelled, 0) AS cancelled, a.success_rate,
+           a.duration_p50 AS duration_p50_seconds, a.duration_p95 AS duration_p95_seconds,
+           coalesce(a.records_processed, 0) AS records_processed, coalesce(a.records_created, 0) AS records_created,
+           coalesce(a.records_updated, 0) AS records_updated, coalesce(a.records_failed, 0) AS records_failed,
+           coalesce(a.records_processed, 0) / coalesce(a.days, 1) AS records_processed_per_day,
+           coalesce(a.records_created, 0) / coalesce(a.days, 1) AS records_created_per_day,
+           coalesce(a.records_updated, 0) / coalesce(a.days, 1) AS records_updated_per_day,
+           coalesce(a.records_failed, 0) / coalesce(a.days, 1) AS records_failed_per_day,
+           a.records_per_second, a.queued_seconds_avg, a.queued_seconds_p95,
+           crm_dashboard.history_kept_since() AS history_kept_since
+      FROM crm_dashboard.crm_sources() c
+     CROSS JOIN (VALUES ('24h', 1), ('7d', 2), ('30d', 3), ('90d', 4)) AS p(period, ord)
+      LEFT JOIN LATERAL crm_dashboard.analytics(p.period, c.crm, NULL, false) a ON true
+     ORDER BY c.crm, p.ord;
+COMMENT ON VIEW crm_api.crm_analytics IS
+    'Per CRM and period, the figures of crm_api.model_analytics over all its models.';
+
+-- A model's (or a CRM's, model NULL; or everything's, crm NULL) figures
+-- per UTC day, for charts: the last days days, today included, every day
+-- present (zero without runs).
+CREATE FUNCTION crm_api.analytics_daily(crm text DEFAULT NULL, model text DEFAULT NULL, days integer DEFAULT 30)
+RETURNS TABLE (day date, runs bigint, succeeded bigint, partial bigint, failed bigint, cancelled bigint,
+               success_rate float8, duration_p50_seconds float8, duration_p95_seconds float8,
+               records_processed bigint, records_created bigint, records_updated bigint, records_failed bigint,
+               records_per_second float8, queued_seconds_avg float8)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+ROWS 30
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    today date := (now() AT TIME ZONE 'UTC')::date;
+BEGIN
+    PERFORM crm_dashboard.check_search_filters(crm, model, NULL, NULL, NULL, 1);
+    IF days IS NULL OR days NOT BETWEEN 1 AND 400 THEN
+        RAISE EXCEPTION 'days must be between 1 and 400, not %', coalesce(days::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'days', HINT = 'Charts show 7, 30 or 90 days.';
+    END IF;
+    RETURN QUERY
+    SELECT d.day::date, coalesce(sum(r.runs), 0)::bigint, coalesce(sum(r.succeeded), 0)::bigint,
+           coalesce(sum(r.partial), 0)::bigint, coalesce(sum(r.failed), 0)::bigint, coalesce(sum(r.cancelled), 0)::bigint,
+           sum(r.succeeded)::float8 / nullif(sum(r.succeeded + r.partial + r.failed), 0),
+           crm_dashboard.sketch_quantile(crm_dashboard.sketch_sum(r.durations), 0.5),
+           crm_dashboard.sketch_quantile(crm_dashboard.sketch_sum(r.durations), 0.95),
+           coalesce(sum(r.records_processed), 0)::bigint, coalesce(sum(r.records_created), 0)::bigint,
+           coalesce(sum(r.records_updated), 0)::bigint, coalesce(sum(r.records_failed), 0)::bigint,
+           sum(r.worked_records) / nullif(sum(r.worked_seconds), 0),
+           sum(r.waited_seconds) / nullif(sum(r.waited_runs), 0)
+      FROM generate_series(today - (days - 1), today, interval '1 day') AS d(day)
+      LEFT JOIN crm_dashboard.run_rollup r
+        ON r.day = d.day::date
+       AND (analytics_daily.crm IS NULL OR r.crm = analytics_daily.crm)
+       AND (analytics_daily.model IS NULL OR r.model = analytics_daily.model)
+     GROUP BY d.day
+     ORDER BY d.day;
+END
+$$;
+COMMENT ON FUNCTION crm_api.analytics_daily(text, text, integer) IS
+    'Figures per UTC day for charts, oldest first, every day present: of a model (crm, model), a CRM (model NULL) or everything (both NULL), over the last days days (1..400, default 30): runs by status, success rate, duration p50/p95 (within 1 %), records, throughput, average time queued.';
+
+-- The outcomes of each model's latest runs, oldest first: the heat strip.
+CREATE FUNCTION crm_api.run_outcomes(crm text, max_runs integer DEFAULT 48)
+RETURNS TABLE (model text, outcomes json)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+ROWS 20
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM crm_dashboard.check_target(crm, NULL);
+    IF max_runs IS NULL OR max_runs NOT BETWEEN 1 AND 500 THEN
+        RAISE EXCEPTION 'max_runs must be between 1 and 500, not %', coalesce(max_runs::text, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', DETAIL = 'max_runs', HINT = 'The strip shows 48 runs by default.';
+    END IF;
+    RETURN QUERY
+    SELECT m.model,
+           coalesce((SELECT json_agg(json_build_object('id', l.id, 'status', l.status, 'start_time', l.start_time,
+                                                       'duration_seconds', l.seconds, 'anomalies', l.anomalies)
+                                     ORDER BY l.start_time, l.id)
+                       FROM (SELECT h.id, h.status, h.start_time, h.anomalies,
+                                    round(crm_dashboard.run_duration(h.status, h.start_time, h.end_time)::numeric, 1) AS seconds
+                               FROM crm_dashboard.sync_history h
+                              WHERE h.crm_source = m.crm AND h.sync_type = m.model
+                              ORDER BY h.start_time DESC, h.id DESC LIMIT max_runs) l), '[]'::json)
+      FROM crm_dashboard.crm_models(run_outcomes.crm) m
+     ORDER BY m.model;
+END
+$$;
+COMMENT ON FUNCTION crm_api.run_outcomes(text, integer) IS
+    'The latest max_runs runs (1..500, default 48) of every model of a CRM, oldest first, as [{id, status, start_time, duration_seconds, anomalies}]: a heat strip of outcomes.';
+
+-- ---- Failures ----------------------------------------------------------------
+
+CREATE VIEW crm_api.failures AS
+    WITH f AS (
+        SELECT r.fingerprint, sum(r.runs) AS runs, sum(r.failed) AS failed_runs, sum(r.partial) AS partial_runs,
+               count(DISTINCT (r.crm, r.model)) AS models, array_agg(DISTINCT r.crm ORDER BY r.crm) AS crms,
+               min(r.first_seen) AS first_seen, max(r.last_seen) AS last_seen,
+               sum(r.runs) FILTER (WHERE r.day >= (now() AT TIME ZONE 'UTC')::date - 6) AS runs_7d,
+               sum(r.runs) FILTER (WHERE r.day < (now() AT TIME ZONE 'UTC')::date - 6
+                                     AND r.day >= (now() AT TIME ZONE 'UTC')::date - 13) AS runs_previous_7d
+          FROM crm_dashboard.failure_rollup r
+         GROUP BY r.fingerprint
+        HAVING sum(r.runs) > 0)
+    SELECT f.fingerprint, f.runs, f.failed_runs, f.partial_runs, f.models, f.crms, f.first_seen, f.last_seen,
+           coalesce(f.runs_7d, 0) AS runs_7d, coalesce(f.runs_previous_7d, 0) AS runs_previous_7d,
+           CASE WHEN coalesce(f.runs_7d, 0) > coalesce(f.runs_previous_7d, 0) THEN 'rising'
+                WHEN coalesce(f.runs_7d, 0) < coalesce(f.runs_previous_7d, 0) THEN 'falling'
+                ELSE 'steady' END AS trend,
+           (SELECT array_agg(coalesce(d.runs, 0) ORDER BY g.day)
+              FROM generate_series((now() AT TIME ZONE 'UTC')::date - 13, (now() AT TIME ZONE 'UTC')::date,
+                                   interval '1 day') AS g(day)
+              LEFT JOIN (SELECT r.day, sum(r.runs)::integer AS runs FROM crm_dashboard.failure_rollup r
+                          WHERE r.fingerprint = f.fingerprint GROUP BY r.day) d ON d.day = g.day::date) AS daily_runs,
+           l.id AS latest_run_id, l.crm_source::text AS latest_crm, l.sync_type::text AS latest_model,
+           l.error_message AS latest_message
+      FROM f
+      LEFT JOIN LATERAL (SELECT h.id, h.crm_source, h.sync_type, h.error_message FROM crm_dashboard.sync_history h
+                          WHERE h.error_fingerprint = f.fingerprint
+                          ORDER BY h.start_time DESC LIMIT 1) l ON true
+     ORDER BY f.last_seen DESC, f.fingerprint;
+COMMENT ON VIEW crm_api.failures IS
+    'Failed and partial runs grouped by the fingerprint of their error (crm_dashboard.error_fingerprint), latest first: how many runs (failed, partial), models and CRMs, first and last seen, runs in the last 7 days against the 7 before (trend: rising, falling, steady), runs per day of the last 14 days, and the latest run with its message.  Its runs: crm_api.sync_runs filtered by error_fingerprint.';
+
+REVOKE ALL ON FUNCTION crm_dashboard.sketch_agg_step(internal, float8, integer),
+    crm_dashboard.sketch_sum_step(internal, bigint[]), crm_dashboard.sketch_final(internal),
+    crm_dashboard.sketch_merge(bigint[], bigint[]), crm_dashboard.sketch_quantile(bigint[], float8),
+    crm_dashboard.about(float8), crm_dashboard.percent(float8),
+    crm_dashboard.run_baseline(text, text, timestamptz),
+    crm_dashboard.run_anomalies(text, text, text, timestamptz, timestamptz, bigint, bigint),
+    crm_dashboard.assess_run(), crm_dashboard.rollup_deltas(crm_dashboard.run_change[]),
+    crm_dashboard.rollup_changed(crm_dashboard.sync_history, crm_dashboard.sync_history),
+    crm_dashboard.failure_deltas(crm_dashboard.run_change[]), crm_dashboard.rollup_add(crm_dashboard.run_change[]),
+    crm_dashboard.rollup_history(), crm_dashboard.rebuild_rollups(date, date),
+    crm_dashboard.period_start(text), crm_dashboard.unknown_period(text),
+    crm_dashboard.analytics(text, text, text, boolean),
+    crm_api.analytics_daily(text, text, integer), crm_api.run_outcomes(text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION crm_dashboard.sketch_agg(float8, integer), crm_dashboard.sketch_sum(bigint[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION crm_dashboard.error_fingerprint(text, text, text) TO crm_dashboard_viewer;
+GRANT EXECUTE ON FUNCTION crm_dashboard.period_start(text), crm_dashboard.unknown_period(text),
+    crm_dashboard.analytics(text, text, text, boolean), crm_dashboard.sketch_quantile(bigint[], float8),
+    crm_dashboard.sketch_merge(bigint[], bigint[]), crm_dashboard.sketch_sum_step(internal, bigint[]),
+    crm_dashboard.sketch_final(internal), crm_dashboard.sketch_sum(bigint[]),
+    crm_api.analytics_daily(text, text, integer), crm_api.run_outcomes(text, integer) TO crm_dashboard_viewer;
+GRANT SELECT ON crm_api.model_analytics, crm_api.crm_analytics, crm_api.failures TO crm_dashboard_viewer;
+
+
+-- runs that failed before the update get their fingerprints; the rollups
+-- are computed from the history there is (nothing is assessed for
+-- anomalies after the fact: those runs keep anomalies NULL)
+UPDATE crm_dashboard.sync_history h
+   SET error_fingerprint = crm_dashboard.error_fingerprint(h.error_message, h.crm_source, h.sync_type)
+ WHERE h.status IN ('failed', 'partial') AND h.sync_type <> 'all' AND h.error_message IS NOT NULL;
+SELECT crm_dashboard.rebuild_rollups();
+
 -- Alerts people actually receive: rules, alerts written in the transaction
 -- of the change they report, the outbox and its delivery, Prometheus
 -- metrics (src/alerts.sql, src/delivery.sql, src/metrics.sql); emit_event

@@ -40,4 +40,5 @@ fuzz_target query_parse "$src/http_query_parse.c"
 fuzz_target cron "$src/schedules_cron.c"
 fuzz_target cursor "$src/paging_cursor_codec.c" "$src/util_base64url.c" -lcjson
 fuzz_target progress "$src/launcher_progress.c" "$src/launcher_mask.c" -lcjson
+fuzz_target history "$src/log_chunk.c" "$src/fingerprint.c"
 exit $failed

@@ -81,9 +81,11 @@ CREATE EXTENSION IF NOT EXISTS pg_cron;
 CREATE ROLE sweep_anon LOGIN IN ROLE crm_dashboard_anon;
 INSERT INTO crm_dashboard.sync_command (crm, argv) VALUES ('hubspot', ARRAY['/bin/true', '{crm}', '{model}']);
 INSERT INTO crm_dashboard.sync_history (crm_source, sync_type, start_time, end_time, status,
-                                        records_processed, error_message, log)
+                                        records_processed, error_message)
 VALUES ('hubspot', 'contact', now() - interval '1 hour', now() - interval '59 minutes',
-        'failed', 10, 'api said no', E'line 1\\nline 2\\n');
+        'failed', 10, 'api said no');
+INSERT INTO crm_dashboard.sync_log_chunk (run_id, seq, first_line, first_byte, body)
+SELECT max(id), 1, 1, 0, E'line 1\\nline 2\\n' FROM crm_dashboard.sync_history;
 SELECT crm_api.schedule_sync('hubspot', 'contact', '0 3 * * *', '{}');
 """
 

@@ -47,7 +47,7 @@ INSERT INTO ingestion.genius_lead SELECT g, 'lead ' || g FROM generate_series(1,
 ANALYZE ingestion.hubspot_contact, ingestion.hubspot_deal, ingestion.genius_lead;
 INSERT INTO crm_dashboard.sync_history (id, crm_source, sync_type, start_time, end_time, status,
         records_processed, records_created, records_updated, records_failed, error_message,
-        configuration, performance_metrics, requested_by, requested_via, queued_at, log)
+        configuration, performance_metrics, requested_by, requested_via, queued_at)
 SELECT g, CASE WHEN g % 3 = 0 THEN 'genius' ELSE 'hubspot' END,
        CASE WHEN g % 3 = 0 THEN 'lead' WHEN g % 3 = 1 THEN 'contact' ELSE 'deal' END,
        '2025-01-01'::timestamptz + g * interval '1 hour',
@@ -56,7 +56,7 @@ SELECT g, CASE WHEN g % 3 = 0 THEN 'genius' ELSE 'hubspot' END,
        g * 10, g * 3, g * 7, g % 4, CASE WHEN g % 4 <> 0 THEN 'HTTP 429 Too Many Requests, retry after ' || g || ' s' END,
        jsonb_build_object('options', jsonb_build_object('full', g % 2 = 0), 'argv', jsonb_build_array('/bin/true')),
        jsonb_build_object('duration_seconds', g), 'alice', 'sql',
-       '2025-01-01'::timestamptz + g * interval '1 hour', 'line one of run ' || g || E'\\nline two\\n'
+       '2025-01-01'::timestamptz + g * interval '1 hour'
   FROM generate_series(1, 300) g;
 SELECT setval('crm_dashboard.sync_history_id_seq', 300);
 INSERT INTO crm_dashboard.sync_command (crm, argv, environment, timeout)
@@ -69,6 +69,24 @@ SELECT crm_api.create_user('ada', 'ada-password-1', 'admin');
 SELECT crm_api.create_user('vera', 'vera-password-1', 'viewer');
 """
 
+# The log of run id: short ones, long ones of many store chunks with
+# non-ASCII text, one whose beginning the launcher dropped, empty ones.
+LOG_OF_RUN = """
+CASE WHEN id % 50 = 7 THEN (SELECT string_agg(format('row %s of run %s: café ✓ déjà vu, error %s', i, id, i % 7),
+                                              E'\\n') || E'\\n'
+                              FROM generate_series(1, 3000) i)
+     WHEN id % 50 = 8 THEN E'[... 1234 bytes of earlier output dropped ...]\\nthe tail\\nno newline at the end'
+     WHEN id % 50 = 9 THEN ''
+     ELSE 'line one of run ' || id || E'\\nline two\\n' END"""
+
+# Before the update, logs are a column of the history row (1.0.x) ...
+OLD_LOGS_SQL = f"UPDATE crm_dashboard.sync_history SET log = {LOG_OF_RUN};"
+# ... in a fresh install, chunks of the log store.
+FRESH_LOGS_SQL = f"""
+INSERT INTO crm_dashboard.sync_log_chunk (run_id, seq, first_line, first_byte, body, written_at)
+SELECT id, s.seq, s.first_line, s.first_byte, s.body, end_time
+  FROM crm_dashboard.sync_history CROSS JOIN LATERAL crm_dashboard.log_split({LOG_OF_RUN}) s;"""
+
 # Reads whose answers must not depend on how the schema came to be.
 COMPARED_READS = [
     "SELECT crm, model_count, estimated_records, last_sync_at, last_status, health FROM crm_api.crm_sources",
@@ -79,6 +97,15 @@ COMPARED_READS = [
     "SELECT crm_api.model_rows('hubspot', 'contact', per_page => 5, sort => 'updated_at', descending => true)::text",
     "SELECT crm_api.command_preview('hubspot', 'contact', '{\"full\": true}')",
     "SELECT crm_api.sync_log(42)",
+    "SELECT crm_api.sync_log(57)",
+    "SELECT crm_api.sync_log(58)",
+    "SELECT * FROM crm_api.sync_log_lines(107, 2990, 20)",
+    "SELECT run_id, line_number, snippet FROM crm_api.search_logs('error 5', max_rows => 50)",
+    # failures before the update get their fingerprints, the rollups count the history there was
+    "SELECT id, error_fingerprint FROM crm_dashboard.sync_history ORDER BY id",
+    "SELECT fingerprint, runs, failed_runs, partial_runs, models, crms, first_seen, last_seen FROM crm_api.failures",
+    "SELECT * FROM crm_dashboard.run_rollup ORDER BY crm, model, day",
+    "SELECT * FROM crm_dashboard.failure_rollup ORDER BY fingerprint, crm, model, day",
     "SELECT username, role FROM crm_api.users ORDER BY username",
 ]
 
@@ -103,10 +130,12 @@ def cluster():
             c.sql(f"CREATE DATABASE {db}")
             c.sql(f"CREATE EXTENSION crm_dashboard VERSION '{version}'", dbname=db)
             run_sql(c, db, DATA_SQL)
+            run_sql(c, db, OLD_LOGS_SQL)
             c.sql("ALTER EXTENSION crm_dashboard UPDATE", dbname=db)
         c.sql("CREATE DATABASE fresh")
         c.sql("CREATE EXTENSION crm_dashboard", dbname="fresh")
         run_sql(c, "fresh", DATA_SQL)
+        run_sql(c, "fresh", FRESH_LOGS_SQL)
         yield c
     finally:
         c.stop("fast", check=False)
@@ -157,8 +186,14 @@ def member_dump(cluster, dbname):
         if re.match(r"SELECT pg_catalog\.binary_upgrade_(set_missing_value|set_record_init_privs)", line) \
                 or line == "-- set missing value.":
             continue
+        # a dropped column (the history row's log, moved to the log store) is
+        # no column to anyone but pg_upgrade
+        if re.match(r'\s*"\.+pg\.dropped\.\d+\.+" INTEGER /\* dummy \*/,?$', line):
+            continue
         keep.append(line)
-    text = re.sub(r"\n{3,}", "\n\n", "\n".join(keep))
+    text = re.sub(r"\n-- For binary upgrade, recreate dropped column\.\n.*?DROP COLUMN \"\.+pg\.dropped\.\d+\.+\";\n",
+                  "\n", "\n".join(keep), flags=re.S)
+    text = re.sub(r"\n{3,}", "\n\n", text)
     # the CRM tables and data are the test's own, not the extension's
     return re.sub(r"\n-- Name: [^\n]*Schema: ingestion;.*?(?=\n-- Name: |\Z)", "", text, flags=re.S)
 
@@ -188,6 +223,23 @@ def test_upgraded_data_is_all_there(cluster, release):
              "(SELECT count(*) FROM crm_dashboard.crm_source)"
     assert cluster.sql(counts, dbname=upgraded(release)) == cluster.sql(counts, dbname="fresh")
     assert cluster.sql(counts, dbname=upgraded(release))[0][:4] == (300, sum(g * 10 for g in range(1, 301)), 2, 2)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_every_log_moved_into_the_store(cluster, release):
+    """The update moves every kept log out of the history row, byte for byte."""
+    db = upgraded(release)
+    moved = cluster.sql("SELECT id, crm_api.sync_log(id) FROM crm_dashboard.sync_history ORDER BY id", dbname=db)
+    expected = cluster.sql(f"SELECT id, {LOG_OF_RUN} FROM generate_series(1, 300) id ORDER BY id", dbname=db)
+    assert len(moved) == 300 and moved == expected
+    # long logs are several chunks, numbered from 1, their lines numbered as in the whole log
+    chunks = cluster.sql("SELECT count(*), count(DISTINCT run_id), max(seq) FROM crm_dashboard.sync_log_chunk",
+                         dbname=db)[0]
+    assert chunks[1] == 300 - 6 and chunks[2] >= 4
+    line = cluster.sql("SELECT line_number, line FROM crm_api.sync_log_lines(257, 2999, 1)", dbname=db)
+    assert line == [(2999, "row 2999 of run 257: café ✓ déjà vu, error 3")]
+    assert cluster.sql("SELECT count(*) FROM pg_attribute WHERE attrelid = 'crm_dashboard.sync_history'::regclass "
+                       "AND attname = 'log' AND NOT attisdropped", dbname=db) == [(0,)]
 
 
 @pytest.mark.parametrize("release", RELEASES)

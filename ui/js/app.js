@@ -12,6 +12,8 @@ route('/crm/:crm/:model', () => import('./pages/model.js'));
 route('/history', () => import('./pages/history.js'));
 route('/history/:id', () => import('./pages/run.js'));
 route('/schedules', () => import('./pages/schedules.js'));
+route('/analytics', () => import('./pages/analytics.js'));
+route('/failures', () => import('./pages/failures.js'));
 route('/alerts', () => import('./pages/alerts.js'));
 route('/alerts/settings', () => import('./pages/alert-settings.js'));
 route('/alerts/:id', () => import('./pages/alerts.js'));
@@ -51,8 +53,7 @@ live.onState((state) => {
 window.addEventListener('routechange', (e) => {
 	paintFrame();
 	const path = e.detail.path;
-	const section = path.startsWith('/history') ? 'history' : path.startsWith('/schedules') ? 'schedules'
-		: path.startsWith('/alerts') ? 'alerts' : 'overview';
+	const section = ['history', 'schedules', 'analytics', 'failures', 'alerts'].find((n) => path.startsWith(`/${n}`)) || 'overview';
 	for (const a of topbar.querySelectorAll('[data-nav]')) {
 		if (a.dataset.nav === section) a.setAttribute('aria-current', 'page');
 		else a.removeAttribute('aria-current');

@@ -240,8 +240,8 @@ test('the history shows the sync with who and how, and its details', async () =>
 	const command = page.locator('.command-box .command');
 	await command.waitFor();
 	assert.match(await command.innerText(), /--full --batch-size 500/);
-	const log = page.locator('pre.log');
-	await until(async () => /\S/.test(await log.innerText()) && !/^Loading/.test(await log.innerText()));
+	const log = page.locator('.run-log .log-lines');
+	await until(async () => (await log.locator('li.log-line').count()) > 0);
 	await page.getByRole('heading', { name: 'Metrics' }).waitFor();
 });
 

@@ -121,6 +121,15 @@ def main():
         for i in range(1, n + 1):
             emit(event="progress", processed=i * 10, created=i * 10, updated=0, failed=0, total=n * 10)
             time.sleep(0.2)
+    elif mode == "bursts":
+        # N bursts of 50 numbered lines ("line <number>"), 0.7 s apart
+        n = 0
+        for burst in range(int(sys.argv[2])):
+            for _ in range(50):
+                n += 1
+                print(f"line {n}" + (" ERROR: burst failed" if n % 50 == 0 else ""), flush=False)
+            sys.stdout.flush()
+            time.sleep(0.7)
     elif mode == "crash":
         emit(event="progress", processed=1, created=0, updated=0, failed=0)
         os.kill(os.getpid(), signal.SIGKILL)

@@ -8,6 +8,8 @@ import { onSync } from '../live.js';
 import { badge, isActive } from '../components/status.js';
 import { renderValue } from '../components/value.js';
 import { attemptText, waitText, ERROR_CLASSES, actionBadge } from '../components/attempts.js';
+import { runLog } from '../components/run-log.js';
+import { anomalyList } from '../components/anomalies.js';
 import { runChecks } from '../components/checks.js';
 
 // Render run ctx.params.id; it follows the run live until it finishes.
@@ -18,7 +20,7 @@ export function render(ctx) {
 	const subtitle = h('p', { class: 'muted subtitle' });
 	const actions = h('div', { class: 'page-actions' });
 	const content = h('div', { class: 'stack' }, loading('Loading the run…'));
-	const logPre = h('pre', { class: 'log log-full', tabindex: '0', 'aria-labelledby': 'log-title' }, 'Loading…');
+	const log = runLog(id);
 	const errorSlot = h('div', { 'aria-live': 'polite' });
 	let run = null;
 	let children = [];
@@ -33,9 +35,8 @@ export function render(ctx) {
 	// Fetch the run, its log and its model runs.
 	async function load() {
 		try {
-			const [rows, log, kids] = await Promise.all([
+			const [rows, kids] = await Promise.all([
 				get('sync_runs', { id: `eq.${id}` }, { signal: ctx.signal }),
-				rpc('sync_log', { id }, { signal: ctx.signal }).catch((err) => (err.name === 'AbortError' ? null : `Could not load the log: ${err.message}`)),
 				get('sync_runs', { select: 'id,model,status,records_processed,records_total,start_time,end_time,attempt,max_attempts,wait_reason', parent_id: `eq.${id}`, order: 'id.asc' }, { signal: ctx.signal }),
 			]);
 			if (!rows.length) {
@@ -46,7 +47,7 @@ export function render(ctx) {
 			run = rows[0];
 			children = kids;
 			attempts = await attemptsOf(run);
-			logPre.textContent = log || '(no output recorded)';
+			log.update(run);
 			keepFocus(root, paint);
 			if (!isActive(run.status)) clearInterval(poller);
 			// the results before the run exist at once, those after it when it ends
@@ -100,12 +101,15 @@ export function render(ctx) {
 		const argv = cfg.argv || cfg.command;
 		// Repainting must not close what the reader opened or lose the log's scroll position.
 		const rawOpen = !!content.querySelector('details.raw[open]');
-		const logScroll = logPre.scrollTop;
+		const logLines = log.el.querySelector('.log-lines');
+		const logScroll = logLines.scrollTop;
 		const waiting = waitText(r);
 		replace(content,
 			r.error_class === 'permanent' ? h('div', { class: 'alert alert-error action-required', role: 'alert' }, actionBadge(), ' ',
 				'Retrying cannot fix this: fix the cause (a revoked key, a setting), then sync again.') : null,
-			r.error_message ? h('div', { class: 'alert alert-error', role: 'alert' }, h('strong', {}, 'Error: '), r.error_message) : null,
+			r.error_message ? h('div', { class: 'alert alert-error', role: 'alert' }, h('strong', {}, 'Error: '), r.error_message,
+				r.error_fingerprint ? h('p', { class: 'small' }, h('a', { href: `/failures?fingerprint=${encodeURIComponent(r.error_fingerprint)}` }, 'Other runs with this failure')) : null) : null,
+			anomalyList(r.anomalies),
 			waiting ? h('div', { class: 'alert alert-info wait-reason', role: 'status', dataset: { wait: r.status } },
 				h('strong', {}, r.status === 'queued' ? 'Waiting: ' : 'Waiting '), r.status === 'queued' ? waiting : waiting.replace(/^waiting /, '')) : null,
 			h('div', { class: 'detail-grid' },
@@ -159,14 +163,15 @@ export function render(ctx) {
 					attemptText(c) ? h('span', { class: 'muted small' }, ` · ${attemptText(c)}`) : null,
 					c.status === 'queued' && c.wait_reason ? h('span', { class: 'muted small' }, ` · ${c.wait_reason}`) : null)))) : null,
 			h('section', { class: 'card', 'aria-labelledby': 'log-title' },
-				h('div', { class: 'card-head' }, h('h2', { id: 'log-title' }, 'Log'), isActive(r.status) ? h('span', { class: 'muted small' }, 'refreshing every 2 s') : null),
-				logPre));
-		logPre.scrollTop = logScroll;
+				h('div', { class: 'card-head' }, h('h2', { id: 'log-title' }, 'Log'), isActive(r.status) ? h('span', { class: 'muted small' }, 'new lines every 2 s') : null),
+				log.el));
+		logLines.scrollTop = logScroll;
 	}
 
 	const reload = throttle(load, 1000);
 	const poller = setInterval(load, 2000);
 	ctx.onCleanup(() => clearInterval(poller));
+	ctx.onCleanup(() => log.stop());
 	ctx.onCleanup(reload.cancel);
 	ctx.onCleanup(onSync((e) => {
 		if (e.id === id || e.parent_id === id) reload();
