@@ -12,11 +12,12 @@ OBJS       = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 # discovery, paging, sync requests, the launcher's queue (policies, pauses,
 # retries, the claim step), announcements, schedules, history (whose views
 # read all of those), data-quality checks, the log store, retention and
-# analytics, authentication, the HTTP surface and capabilities.
+# analytics, alerts and their delivery, authentication, the HTTP surface and
+# capabilities.
 EXTENSION_PARTS = src/schema.sql src/discovery.sql src/paging.sql \
                   src/sync_request.sql src/launcher.sql src/announce.sql src/schedules.sql \
                   src/history.sql src/quality.sql src/logs.sql src/retention.sql src/analytics.sql \
-                  src/auth.sql src/http.sql src/capabilities.sql
+                  src/alerts.sql src/delivery.sql src/metrics.sql src/auth.sql src/http.sql src/capabilities.sql
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA       = $(wildcard updates/$(EXTENSION)--*--*.sql)
 
@@ -34,7 +35,8 @@ PG_CPPFLAGS = -std=c11 -D_GNU_SOURCE -DEXTVERSION=\"$(EXTVERSION)\" -Wall -Wextr
 # libpq for the HTTP workers' connection pool; its headers are searched after
 # the server's, so that client copies never shadow server ones.
 PG_CPPFLAGS += -idirafter $(shell $(PG_CONFIG) --includedir)
-SHLIB_LINK  = -lcjson -lmicrohttpd -lpq -lxlsxwriter
+SHLIB_LINK  = -lcjson -lmicrohttpd -lpq -lxlsxwriter $(shell pkg-config --libs libcurl)
+PG_CPPFLAGS += $(shell pkg-config --cflags libcurl)
 
 EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql
 

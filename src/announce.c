@@ -64,6 +64,7 @@ static int	my_subscriber_slot = -1;
 
 PG_FUNCTION_INFO_V1(crm_dashboard_announce_sync_change);
 PG_FUNCTION_INFO_V1(crm_dashboard_recent_announcements);
+PG_FUNCTION_INFO_V1(crm_dashboard_announce_event);
 
 #define ANNOUNCE_AREA "crm_dashboard announce"
 
@@ -387,11 +388,59 @@ crm_dashboard_recent_announcements(PG_FUNCTION_ARGS)
 		Datum		values[2];
 		bool		nulls[2] = {false, false};
 
-		if (!announce_get(seq, buf, ANNOUNCE_PAYLOAD_MAX))
-			continue;
+		if (!announce_get(seq, buf, ANNOUNCE_PAYLOAD_MAX) || announce_event_name(buf, NULL, 0) != buf)
+			continue;			/* overwritten, or not a run's change */
 		values[0] = Int64GetDatum((int64) seq);
 		values[1] = CStringGetTextDatum(buf);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;
+}
+
+/*
+ * An event of the ring other than a run's change is kept as "name\n" and
+ * its JSON.  Returns where the JSON starts, and copies the event's name
+ * into name (when given): "sync" for a run's change.
+ */
+const char *
+announce_event_name(const char *payload, char *name, Size namelen)
+{
+	const char *nl = payload[0] != '{' ? strchr(payload, '\n') : NULL;
+
+	if (nl == NULL)
+	{
+		if (name)
+			strlcpy(name, "sync", namelen);
+		return payload;
+	}
+	if (name)
+		strlcpy(name, payload, Min(namelen, (Size) (nl - payload) + 1));
+	return nl + 1;
+}
+
+/*
+ * crm_dashboard.announce_event(event, payload): at commit, NOTIFY
+ * crm_dashboard_<event> and publish the payload (JSON) to the event
+ * streams as an event of that name.  The name is a lower-case word.
+ */
+Datum
+crm_dashboard_announce_event(PG_FUNCTION_ARGS)
+{
+	char	   *event = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *payload = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	size_t		len = strlen(event);
+
+	if (len == 0 || len > 32 || strspn(event, "abcdefghijklmnopqrstuvwxyz_") != len || strcmp(event, "sync") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid event name \"%s\"", event),
+				 errhint("Events are lower-case words other than sync, up to 32 characters.")));
+	if (strlen(payload) + len + 2 > ANNOUNCE_PAYLOAD_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("event payload is too long (%zu bytes)", strlen(payload)),
+				 errhint("Keep it under %d bytes.", ANNOUNCE_PAYLOAD_MAX - 34)));
+	Async_Notify(psprintf("crm_dashboard_%s", event), payload);
+	queue_for_ring(psprintf("%s\n%s", event, payload));
+	PG_RETURN_VOID();
 }

@@ -26,6 +26,12 @@ extern uint64 announce_last_seq(void);
  */
 extern bool announce_get(uint64 seq, char *buf, Size buflen);
 
+/*
+ * The name of a ring event ("sync" for a run's change, else e.g. "alert")
+ * copied into name when given; returns where its JSON starts.
+ */
+extern const char *announce_event_name(const char *payload, char *name, Size namelen);
+
 /* Make every later publish set MyLatch (for HTTP workers; once per process). */
 extern void announce_subscribe(void);
 

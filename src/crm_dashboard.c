@@ -13,6 +13,7 @@
 #include "announce.h"
 #include "auth.h"
 #include "crm_dashboard.h"
+#include "delivery.h"
 #include "http.h"
 #include "launcher.h"
 #include "paging.h"
@@ -36,6 +37,7 @@ _PG_init(void)
 	AnnounceInit();
 	LauncherInit();
 	HttpInit();
+	DeliveryInit();
 	MarkGUCPrefixReserved("crm_dashboard");
 }
 

@@ -31,6 +31,7 @@
 #include "utils/memutils.h"
 
 #include "http.h"
+#include "http_metrics.h"
 #include "http_engine.h"
 #include "http_pool.h"
 #include "http_query_parse.h"
@@ -205,6 +206,7 @@ HttpInit(void)
 	define_browser_settings();
 	pool_define_settings();
 	engine_init();
+	http_metrics_init();
 	if (process_shared_preload_libraries_in_progress && http_port > 0)
 		register_workers();
 }
@@ -230,50 +232,54 @@ http_mhd_log(void *cls, const char *fmt, va_list ap)
 	elog(LOG, "crm_dashboard http: %s", buf);
 }
 
-/* Fill addr from crm_dashboard.http_listen; returns its length or 0. */
+/* Fill addr from a listen address and port; returns its length or 0. */
 static socklen_t
-listen_address(struct sockaddr_storage *addr, bool *ipv6)
+listen_address(const char *listen, int port, struct sockaddr_storage *addr, bool *ipv6)
 {
 	struct sockaddr_in *v4 = (struct sockaddr_in *) addr;
 	struct sockaddr_in6 *v6 = (struct sockaddr_in6 *) addr;
 
 	memset(addr, 0, sizeof(*addr));
 	*ipv6 = false;
-	if (inet_pton(AF_INET, http_listen, &v4->sin_addr) == 1)
+	if (inet_pton(AF_INET, listen, &v4->sin_addr) == 1)
 	{
 		v4->sin_family = AF_INET;
-		v4->sin_port = htons(http_port);
+		v4->sin_port = htons(port);
 		return sizeof(*v4);
 	}
-	if (inet_pton(AF_INET6, http_listen, &v6->sin6_addr) == 1)
+	if (inet_pton(AF_INET6, listen, &v6->sin6_addr) == 1)
 	{
 		v6->sin6_family = AF_INET6;
-		v6->sin6_port = htons(http_port);
+		v6->sin6_port = htons(port);
 		*ipv6 = true;
 		return sizeof(*v6);
 	}
 	return 0;
 }
 
-/* Start this worker's daemon: epoll, no internal thread, shared port. */
+/*
+ * Start one of this worker's daemons on listen:port (epoll, no internal
+ * thread, the port shared by the workers); cls tells the access handler
+ * which one a request came to (NULL: the HTTP port).
+ */
 static struct MHD_Daemon *
-http_start_daemon(void)
+http_start_daemon(const char *listen, int port, void *cls)
 {
 	struct sockaddr_storage addr;
 	bool		ipv6;
 	unsigned int flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	struct MHD_Daemon *d;
 
-	if (listen_address(&addr, &ipv6) == 0)
+	if (listen_address(listen, port, &addr, &ipv6) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid crm_dashboard.http_listen address \"%s\"", http_listen),
+				 errmsg("invalid listen address \"%s\" (crm_dashboard.%s)", listen, cls ? "metrics_listen" : "http_listen"),
 				 errhint("Set an IPv4 or IPv6 address such as 127.0.0.1 or ::1.")));
 	if (ipv6)
 		flags |= MHD_USE_IPv6;
-	d = MHD_start_daemon(flags, (uint16_t) http_port,
+	d = MHD_start_daemon(flags, (uint16_t) port,
 						 http_accept_policy, NULL,
-						 http_access_handler, NULL,
+						 http_access_handler, cls,
 						 MHD_OPTION_EXTERNAL_LOGGER, http_mhd_log, NULL,
 						 MHD_OPTION_SOCK_ADDR, (struct sockaddr *) &addr,
 						 MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int) 1,
@@ -287,14 +293,14 @@ http_start_daemon(void)
 	if (d == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not start the HTTP server on %s port %d", http_listen, http_port),
+				 errmsg("could not start the HTTP server on %s port %d", listen, port),
 				 errhint("Check that the address exists and that no other program uses the port.")));
 	return d;
 }
 
-/* Milliseconds to wait: the next timeout of libmicrohttpd, SSE or a request, or a minute. */
+/* Milliseconds to wait: the next timeout of libmicrohttpd (either daemon), SSE or a request, or a minute. */
 static long
-http_wait_timeout(struct MHD_Daemon *d)
+http_wait_timeout(struct MHD_Daemon *d, struct MHD_Daemon *metrics)
 {
 	MHD_UNSIGNED_LONG_LONG mhd_ms;
 	long		timeout = 60 * 1000L;
@@ -303,22 +309,27 @@ http_wait_timeout(struct MHD_Daemon *d)
 
 	if (MHD_get_timeout(d, &mhd_ms) == MHD_YES && mhd_ms < (MHD_UNSIGNED_LONG_LONG) timeout)
 		timeout = (long) mhd_ms;
+	if (metrics && MHD_get_timeout(metrics, &mhd_ms) == MHD_YES && mhd_ms < (MHD_UNSIGNED_LONG_LONG) timeout)
+		timeout = (long) mhd_ms;
 	for (int i = 0; i < lengthof(others); i++)
 		if (others[i] >= 0 && others[i] < timeout)
 			timeout = others[i];
 	return timeout;
 }
 
-/* The worker's WaitEventSet: latch, postmaster death, the daemon's, the pool's and the client watch's epoll sets. */
+/* The worker's WaitEventSet: latch, postmaster death, the daemons', the pool's and the client watch's epoll sets. */
 static WaitEventSet *
-http_wait_set(struct MHD_Daemon *d)
+http_wait_set(struct MHD_Daemon *d, struct MHD_Daemon *metrics)
 {
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
+	const union MHD_DaemonInfo *minfo = metrics ? MHD_get_daemon_info(metrics, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
 	WaitEventSet *set;
 
-	if (info == NULL)
+	if (info == NULL || (metrics && minfo == NULL))
 		elog(ERROR, "libmicrohttpd gave no epoll descriptor");
-	set = CreateWaitEventSet(TopMemoryContext, 5);
+	set = CreateWaitEventSet(TopMemoryContext, 6);
+	if (minfo)
+		AddWaitEventToSet(set, WL_SOCKET_READABLE, minfo->epoll_fd, NULL, NULL);
 	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	AddWaitEventToSet(set, WL_SOCKET_READABLE, info->epoll_fd, NULL, NULL);
@@ -373,6 +384,7 @@ HttpWorkerMain(Datum main_arg)
 {
 	const char *dbname;
 	struct MHD_Daemon *d;
+	struct MHD_Daemon *metrics = NULL;
 	WaitEventSet *set;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -388,9 +400,14 @@ HttpWorkerMain(Datum main_arg)
 	pool_start(dbname, worker_user_name());
 	http_job_init();
 	http_job_configure();
-	d = http_start_daemon();
-	set = http_wait_set(d);
+	d = http_start_daemon(http_listen, http_port, NULL);
+	/* GET /metrics off the public port, when a port of its own is set */
+	if (http_metrics_port > 0)
+		metrics = http_start_daemon(http_metrics_listen && http_metrics_listen[0] ? http_metrics_listen : http_listen,
+									http_metrics_port, HTTP_METRICS_DAEMON);
+	set = http_wait_set(d, metrics);
 	http_sse_init();
+	http_metrics_attach(DatumGetInt32(main_arg));
 	elog(LOG, "crm_dashboard http worker %d listening on %s port %d",
 		 DatumGetInt32(main_arg) + 1, http_listen, http_port);
 
@@ -399,7 +416,7 @@ HttpWorkerMain(Datum main_arg)
 		WaitEvent	event;
 
 		pgstat_report_activity(STATE_IDLE, NULL);
-		(void) WaitEventSetWait(set, http_wait_timeout(d), &event, 1, PG_WAIT_EXTENSION);
+		(void) WaitEventSetWait(set, http_wait_timeout(d, metrics), &event, 1, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -414,5 +431,7 @@ HttpWorkerMain(Datum main_arg)
 		http_sse_poll();
 		http_conn_reap();
 		MHD_run(d);
+		if (metrics)
+			MHD_run(metrics);
 	}
 }

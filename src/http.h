@@ -21,6 +21,8 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
+
 #include <sys/stat.h>
 #include <microhttpd.h>
 
@@ -104,6 +106,11 @@ struct HttpRequest
 	bool		client_gone;	/* the client hung up while the job ran */
 
 	HttpReply	reply;
+
+	/* what GET /metrics counts of it */
+	TimestampTz started_at;
+	int			metric_route;	/* an HttpRoute */
+	bool		on_metrics_port;	/* came to crm_dashboard.metrics_port */
 	struct MHD_Response *stream;	/* a prepared callback response (SSE) */
 	void	   *sse;			/* SSE client state, if any */
 };

@@ -15,6 +15,7 @@
 #include "utils/memutils.h"
 
 #include "http.h"
+#include "http_metrics.h"
 
 /* What the query string's arguments add up to. */
 typedef struct ArgSummary
@@ -76,8 +77,21 @@ http_dispatch(HttpRequest *req)
 {
 	if (http_check_limits(req))
 		return;
+	/* a port of its own for metrics serves them alone, and only there */
+	if (req->on_metrics_port || (http_metrics_port > 0 && strcmp(req->url, "/metrics") == 0))
+	{
+		if (req->on_metrics_port && strcmp(req->url, "/metrics") == 0)
+			http_metrics_dispatch(req);
+		else
+			http_reply_error(req, 404, "PGRST125", psprintf("Invalid path specified in request URL: %s", req->url),
+							 req->on_metrics_port ? "This port serves GET /metrics only." : "Metrics are served on crm_dashboard.metrics_port.",
+							 NULL);
+		return;
+	}
 	if (strcmp(req->url, "/api") == 0 || strncmp(req->url, "/api/", 5) == 0)
 		http_api_dispatch(req, req->url[4] ? req->url + 5 : "");
+	else if (strcmp(req->url, "/metrics") == 0)
+		http_metrics_dispatch(req);
 	else if (req->read_only)
 		http_serve_static(req);
 	else
@@ -192,7 +206,7 @@ refuse_framing(HttpRequest *req)
  * per chunk of body, then once more to answer.
  */
 static enum MHD_Result
-access_step(struct MHD_Connection *conn, const char *url, const char *method,
+access_step(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
 			const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
 	HttpRequest *req = *con_cls;
@@ -200,6 +214,7 @@ access_step(struct MHD_Connection *conn, const char *url, const char *method,
 	if (req == NULL)
 	{
 		req = http_request_new(conn, url, method);
+		req->on_metrics_port = cls == HTTP_METRICS_DAEMON;
 		*con_cls = req;
 		if (refuse_framing(req))
 			return http_queue_reply(req);
@@ -250,7 +265,7 @@ http_access_handler(void *cls, struct MHD_Connection *conn, const char *url,
 
 	PG_TRY();
 	{
-		result = access_step(conn, url, method, upload_data, upload_data_size, con_cls);
+		result = access_step(cls, conn, url, method, upload_data, upload_data_size, con_cls);
 	}
 	PG_CATCH();
 	{

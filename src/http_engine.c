@@ -291,6 +291,8 @@ crm_dashboard_http_serve(PG_FUNCTION_ARGS)
 			engine_rpc(req, &reply);
 		else if (strcmp(req->route, "events") == 0)
 			engine_events(req, &reply);
+		else if (strcmp(req->route, "metrics") == 0)
+			engine_metrics(req, &reply);
 		else
 			elog(ERROR, "crm_dashboard: unknown HTTP route \"%s\"", req->route);
 	}

@@ -98,6 +98,9 @@ extern void engine_session_reset(void);
 /* http_engine_read.c */
 extern void engine_read(EngineRequest *req, EngineReply *reply);
 
+/* http_engine_metrics.c */
+extern void engine_metrics(EngineRequest *req, EngineReply *reply);
+
 /* http_engine_rpc.c */
 extern void engine_rpc(EngineRequest *req, EngineReply *reply);
 

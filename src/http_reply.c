@@ -12,6 +12,7 @@
 #include "utils/json.h"
 
 #include "http.h"
+#include "http_metrics.h"
 #include "http_error.h"
 
 /* Security headers sent with every response, API and UI alike. */
@@ -130,6 +131,7 @@ http_queue_reply(HttpRequest *req)
 	for (lc = list_head(r->headers); lc != NULL; lc = lnext(r->headers, lnext(r->headers, lc)))
 		MHD_add_response_header(resp, lfirst(lc), lfirst(lnext(r->headers, lc)));
 	ret = MHD_queue_response(req->conn, r->status ? r->status : 500, resp);
+	http_metrics_count(req->metric_route, r->status ? r->status : 500, req->started_at);
 	MHD_destroy_response(resp);
 	req->handled = true;
 	return ret;

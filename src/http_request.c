@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "http.h"
+#include "http_metrics.h"
 
 /*
  * An empty StringInfo with a small first buffer: most requests have no body
@@ -42,6 +44,8 @@ http_request_new(struct MHD_Connection *conn, const char *url, const char *metho
 	req->is_head = strcmp(method, "HEAD") == 0;
 	req->read_only = req->is_head || strcmp(method, "GET") == 0;
 	req->reply.fd = -1;
+	req->started_at = GetCurrentTimestamp();
+	req->metric_route = http_metrics_route(req->url);
 	req->watched_fd = -1;
 	init_small(&req->reply.body);
 	init_small(&req->body);

@@ -32,6 +32,7 @@
 #include "auth_jwt.h"
 #include "crm_dashboard.h"
 #include "http.h"
+#include "http_metrics.h"
 #include "http_pool.h"
 
 #define SSE_HEARTBEAT_MS (15 * 1000)
@@ -80,9 +81,10 @@ http_sse_init(void)
 static void
 append_event(SseClient *c, uint64 seq, const char *json)
 {
-	const char *line = json;
+	char		name[40];
+	const char *line = announce_event_name(json, name, sizeof(name));
 
-	appendStringInfo(&c->buf, "id: " UINT64_FORMAT "\nevent: sync\n", seq);
+	appendStringInfo(&c->buf, "id: " UINT64_FORMAT "\nevent: %s\n", seq, name);
 	for (;;)
 	{
 		const char *nl = strchr(line, '\n');
@@ -271,6 +273,7 @@ http_sse_open(HttpRequest *req)
 	appendStringInfoString(&c->buf, "retry: 3000\n\n");
 	replay(c, last);
 	dlist_push_tail(&clients, &c->node);
+	http_metrics_sse(1);
 	req->sse = c;
 	req->stream = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK_SIZE,
 													sse_reader, c, NULL);
@@ -296,6 +299,7 @@ http_sse_forget(HttpRequest *req)
 	if (c == NULL)
 		return;
 	dlist_delete(&c->node);
+	http_metrics_sse(-1);
 	pfree(c->buf.data);
 	if (c->username)
 	{

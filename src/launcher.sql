@@ -337,21 +337,26 @@ RETURN format('%s paused by %s: %s', CASE WHEN p.model IS NULL THEN 'CRM' ELSE '
 COMMENT ON FUNCTION crm_dashboard.pause_text(crm_dashboard.run_pause) IS
     'Private: a pause in words, e.g. "model paused by alice: API migration".';
 
--- Events that alerts will watch, sent with NOTIFY crm_dashboard_event in the
+-- Events that alerts watch, sent with NOTIFY crm_dashboard_event in the
 -- transaction of the change they describe (kind: run_failed, stalled,
 -- action_required, retry_scheduled, auto_paused, paused, resumed,
--- freshness).  The one place they are sent from.
+-- freshness), and handed to the alert rules (crm_dashboard.observe_event,
+-- src/alerts.sql) in that same transaction.  The one place they are sent from.
 CREATE FUNCTION crm_dashboard.emit_event(kind text, crm text, model text, run_id bigint,
                                          detail jsonb DEFAULT '{}')
 RETURNS void
-LANGUAGE sql VOLATILE
-BEGIN ATOMIC
-    SELECT pg_notify('crm_dashboard_event',
-                     json_build_object('event', kind, 'crm', crm, 'model', model, 'run_id', run_id,
-                                       'at', now(), 'detail', coalesce(detail, '{}'))::text);
-END;
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM pg_notify('crm_dashboard_event',
+                      json_build_object('event', kind, 'crm', crm, 'model', model, 'run_id', run_id,
+                                        'at', now(), 'detail', coalesce(detail, '{}'))::text);
+    PERFORM crm_dashboard.observe_event(kind, crm, model, coalesce(detail, '{}'));
+END
+$$;
 COMMENT ON FUNCTION crm_dashboard.emit_event(text, text, text, bigint, jsonb) IS
-    'Private: NOTIFY crm_dashboard_event with {event, crm, model, run_id, at, detail}, at commit of the change it describes.';
+    'Private: NOTIFY crm_dashboard_event with {event, crm, model, run_id, at, detail}, at commit of the change it describes, and apply the alert rules to it.';
 
 -- A pause as the API shows it.
 CREATE FUNCTION crm_dashboard.pause_json(pause_id bigint) RETURNS json
@@ -638,11 +643,13 @@ BEGIN
     IF NOT paused THEN
         retry_id := crm_dashboard.schedule_retry(r.id);
     END IF;
+    -- the alert rules (src/alerts.sql) see whether a retry follows
+    PERFORM crm_dashboard.observe_run(r.id);
     RETURN retry_id;
 END
 $$;
 COMMENT ON FUNCTION crm_dashboard.after_failure(bigint) IS
-    'Private: after a run failed: announce it (run_failed or stalled, and action_required for permanent errors), pause the model after too many consecutive failures, else schedule a retry by policy.';
+    'Private: after a run failed: announce it (run_failed or stalled, and action_required for permanent errors), pause the model after too many consecutive failures, else schedule a retry by policy; then apply the alert rules to it.';
 
 -- ---- Deciding what runs next -------------------------------------------------
 

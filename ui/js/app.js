@@ -3,6 +3,7 @@
 import { session, logout, onSignOut, restoreSession } from './api.js';
 import { route, start, navigate } from './router.js';
 import * as live from './live.js';
+import { mountBell } from './components/alerts.js';
 
 route('/login', () => import('./pages/login.js'));
 route('/', () => import('./pages/overview.js'));
@@ -13,9 +14,13 @@ route('/history/:id', () => import('./pages/run.js'));
 route('/schedules', () => import('./pages/schedules.js'));
 route('/analytics', () => import('./pages/analytics.js'));
 route('/failures', () => import('./pages/failures.js'));
+route('/alerts', () => import('./pages/alerts.js'));
+route('/alerts/settings', () => import('./pages/alert-settings.js'));
+route('/alerts/:id', () => import('./pages/alerts.js'));
 
 const topbar = document.getElementById('topbar');
 const liveState = document.getElementById('live-state');
+const refreshBell = mountBell(document.getElementById('bell-slot'));
 const ROLE_NAMES = { crm_dashboard_viewer: 'viewer', crm_dashboard_operator: 'operator', crm_dashboard_admin: 'admin' };
 
 // Show the header for a signed-in user, with their name and role.
@@ -48,12 +53,13 @@ live.onState((state) => {
 window.addEventListener('routechange', (e) => {
 	paintFrame();
 	const path = e.detail.path;
-	const section = ['history', 'schedules', 'analytics', 'failures'].find((n) => path.startsWith(`/${n}`)) || 'overview';
+	const section = ['history', 'schedules', 'analytics', 'failures', 'alerts'].find((n) => path.startsWith(`/${n}`)) || 'overview';
 	for (const a of topbar.querySelectorAll('[data-nav]')) {
 		if (a.dataset.nav === section) a.setAttribute('aria-current', 'page');
 		else a.removeAttribute('aria-current');
 	}
 	if (session() && liveState.dataset.state === 'off') live.connect();
+	if (session()) refreshBell();
 });
 
 document.getElementById('logout').addEventListener('click', () => logout());

@@ -1,10 +1,12 @@
-// Live run updates: Server-Sent Events from /api/events, or polling when the stream fails.
+// Live updates: run changes and alert changes as Server-Sent Events from
+// /api/events, or polling when the stream fails.
 
 import { get } from './api.js';
 
 const POLL_MS = 3000;
 const RETRY_SSE_MS = 30000;
 const listeners = new Set();
+const alertListeners = new Set();
 const stateListeners = new Set();
 let source = null;
 let pollTimer = null;
@@ -16,6 +18,24 @@ let active = new Set();
 export function onSync(fn) {
 	listeners.add(fn);
 	return () => listeners.delete(fn);
+}
+
+// Subscribe to alert changes; fn gets {id, action, status, crm, model, severity, title},
+// or null after a poll (something may have changed). Returns an unsubscribe.
+export function onAlert(fn) {
+	alertListeners.add(fn);
+	return () => alertListeners.delete(fn);
+}
+
+// Hand one alert change to every subscriber.
+function emitAlert(change) {
+	for (const fn of alertListeners) {
+		try {
+			fn(change);
+		} catch (e) {
+			console.error(e);
+		}
+	}
 }
 
 // Subscribe to the connection state: 'live', 'connecting', 'polling', 'offline' or 'off'.
@@ -78,6 +98,13 @@ function openStream() {
 			console.error('bad sync event', err);
 		}
 	});
+	es.addEventListener('alert', (e) => {
+		try {
+			emitAlert(JSON.parse(e.data));
+		} catch (err) {
+			console.error('bad alert event', err);
+		}
+	});
 	es.addEventListener('error', () => {
 		// Poll while the stream is down; the browser retries the stream by itself
 		// unless the server refused it (then try again later).
@@ -129,6 +156,7 @@ async function poll() {
 		active = now;
 		if (state === 'offline') setState('polling');
 		for (const r of [...running, ...done]) emit(eventFromRun(r));
+		emitAlert(null);
 	} catch (e) {
 		if (e.status === 401) disconnect();
 		// Say so when the server is gone rather than claim to be polling it.

@@ -13,6 +13,7 @@ import { badge, isActive } from '../components/status.js';
 import { openSyncModal } from '../components/sync-modal.js';
 import { waitNote, actionBadge } from '../components/attempts.js';
 import { freshnessBadge, watermark } from '../components/freshness.js';
+import { alertCounts, alertCountBadge, onAlertsChanged } from '../components/alerts.js';
 import { pauseBanner, pauseButton, resumeButton, pauseText } from '../components/pause.js';
 import { selection, bulkBar } from '../components/bulk.js';
 
@@ -23,6 +24,7 @@ export function render(ctx) {
 	let source = null;
 	let models = null;
 	let activeRuns = new Map();
+	let alerts = {};
 	const live = new Map();
 	const title = pageTitle(crm);
 	const icon = h('span', { class: 'crm-icon', 'aria-hidden': 'true' });
@@ -52,11 +54,13 @@ export function render(ctx) {
 	// Fetch the CRM and its models.
 	async function load() {
 		try {
-			const [sources, rows, runs] = await Promise.all([
+			const [sources, rows, runs, counts] = await Promise.all([
 				get('crm_sources', { crm: `eq.${crm}` }, { signal: ctx.signal }),
 				get('crm_models', { crm: `eq.${crm}`, order: 'model.asc' }, { signal: ctx.signal }),
 				get('sync_runs', { select: 'id,model,status,wait_reason,attempt,max_attempts,rate_limited_until', crm: `eq.${crm}`, status: 'in.(queued,running)' }, { signal: ctx.signal }),
+				alertCounts({ signal: ctx.signal }),
 			]);
+			alerts = counts.byModel;
 			activeRuns = new Map(runs.map((r) => [r.model, r]));
 			if (!sources.length) {
 				replace(body, empty(`There is no CRM called “${crm}”.`, 'Go back to the overview to pick one.'));
@@ -137,7 +141,9 @@ export function render(ctx) {
 		const run = activeRuns.get(m.model);
 		return h('tr', { dataset: { model: m.model } },
 			operate ? h('td', { class: 'select-cell', 'data-label': 'Select' }, sel.box(m.model, `Select ${m.model}`, () => shownNames)) : null,
-			h('td', { 'data-label': 'Model' }, h('a', { href, class: 'strong' }, m.model), h('div', { class: 'muted small mono' }, m.table_name), refusal),
+			h('td', { 'data-label': 'Model' }, h('a', { href, class: 'strong' }, m.model),
+				alertCountBadge(alerts[`${crm}/${m.model}`], `/alerts?crm=${encodeURIComponent(crm)}`),
+				h('div', { class: 'muted small mono' }, m.table_name), refusal),
 			h('td', { 'data-label': 'Status' }, badge(status), progress,
 				active && run && (!ev || ev.id === run.id) ? waitNote({ ...run, status }) : null,
 				m.action_required ? h('div', { title: m.action_required_error || '' }, actionBadge()) : null,
@@ -171,6 +177,7 @@ export function render(ctx) {
 
 	const reload = throttle(load, 1500);
 	ctx.onCleanup(reload.cancel);
+	ctx.onCleanup(onAlertsChanged(load));
 	ctx.onCleanup(onSync((e) => {
 		if (e.crm !== crm) return;
 		// The stream and the polling fallback may cross: never step a run's count back.

@@ -9,12 +9,14 @@ import { onSync } from '../live.js';
 import { ago } from '../components/ago.js';
 import { badge } from '../components/status.js';
 import { freshnessBadge } from '../components/freshness.js';
+import { alertCounts, alertCountBadge, onAlertsChanged } from '../components/alerts.js';
 import { pauseText } from '../components/pause.js';
 
 // Render the overview; it reloads itself whenever a run changes.
 export function render(ctx) {
 	let sources = null;
 	let running = [];
+	let alerts = null;
 	const search = h('input', { type: 'search', id: 'crm-search', placeholder: 'Search CRMs…', value: ctx.query.get('q') || '', autocomplete: 'off' });
 	const refreshBtn = h('button', { type: 'button', class: 'btn' }, '⟳ Refresh all');
 	const summary = h('p', { class: 'muted subtitle' });
@@ -28,9 +30,10 @@ export function render(ctx) {
 	async function load() {
 		refreshBtn.setAttribute('aria-busy', 'true');
 		try {
-			[sources, running] = await Promise.all([
+			[sources, running, alerts] = await Promise.all([
 				get('crm_sources', {}, { signal: ctx.signal }),
 				get('sync_runs', { select: 'id,crm,model,status,records_processed,records_total,start_time', status: 'in.(queued,running)', order: 'id.asc' }, { signal: ctx.signal }),
+				alertCounts({ signal: ctx.signal }),
 			]);
 			errorSlot.replaceChildren();
 			paint();
@@ -70,7 +73,8 @@ export function render(ctx) {
 			h('div', { class: 'crm-card-head' },
 				h('span', { class: 'crm-icon', 'aria-hidden': 'true' }, s.icon),
 				h('div', { class: 'crm-name' }, h('h2', {}, link),
-					h('div', { class: 'crm-meta' }, badge(s.health), h('span', { class: 'muted small mono' }, s.crm)))),
+					h('div', { class: 'crm-meta' }, badge(s.health), h('span', { class: 'muted small mono' }, s.crm),
+						alertCountBadge(alerts && alerts.byCrm[s.crm], `/alerts?crm=${encodeURIComponent(s.crm)}`)))),
 			h('dl', { class: 'crm-stats' },
 				h('div', {}, h('dt', {}, 'Models'), h('dd', {}, fmt.int(s.model_count))),
 				h('div', {}, h('dt', {}, 'Records'), h('dd', { title: fmt.int(s.estimated_records) }, `≈ ${fmt.compact(s.estimated_records)}`)),
@@ -89,6 +93,7 @@ export function render(ctx) {
 	const reload = throttle(load, 1000);
 	ctx.onCleanup(reload.cancel);
 	ctx.onCleanup(onSync(reload));
+	ctx.onCleanup(onAlertsChanged(load));
 	load();
 
 	return h('div', { class: 'page' },
