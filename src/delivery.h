@@ -113,7 +113,6 @@ extern void delivery_wake_at_commit(void);
 extern bool delivery_available(void);
 
 /* delivery_transfer.c */
-extern void delivery_curl_init(void);
 extern DeliveryTransfer *delivery_transfer_new(const DeliveryRequest *req, MemoryContext parent);
 extern void delivery_transfer_finish(DeliveryTransfer *t, CURLcode result);
 extern void delivery_transfer_free(DeliveryTransfer *t);
@@ -121,7 +120,8 @@ extern char *delivery_signature(const char *secret, int64 signed_at, const char 
 extern void delivery_block_signals(sigset_t *saved);
 extern void delivery_restore_signals(const sigset_t *saved);
 
-/* delivery_hosts.c */
+/* delivery_hosts.c (the bottom: transfers check their addresses here) */
+extern void delivery_curl_init(void);
 extern void delivery_hosts_define_setting(void);
 extern bool delivery_address_allowed(const char *host, const struct sockaddr *addr, char *why, size_t whylen);
 

@@ -43,6 +43,19 @@
 
 PG_FUNCTION_INFO_V1(crm_dashboard_check_delivery_url);
 
+static bool curl_ready = false;
+
+/* Initialise libcurl once per process (not thread-safe: call before any transfer). */
+void
+delivery_curl_init(void)
+{
+	if (curl_ready)
+		return;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		elog(ERROR, "crm_dashboard: could not initialise libcurl");
+	curl_ready = true;
+}
+
 /* A network: an IPv4 address is kept as an IPv4-mapped IPv6 address. */
 typedef struct AllowNet
 {

@@ -40,19 +40,6 @@
 #include "crm_dashboard.h"
 #include "delivery.h"
 
-static bool curl_ready = false;
-
-/* Initialise libcurl once per process (not thread-safe: call before any transfer). */
-void
-delivery_curl_init(void)
-{
-	if (curl_ready)
-		return;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-		elog(ERROR, "crm_dashboard: could not initialise libcurl");
-	curl_ready = true;
-}
-
 /*
  * Block every signal in this thread (saving the mask), so that threads
  * libcurl starts now inherit a mask that keeps signals off them.

@@ -207,6 +207,7 @@ HttpInit(void)
 	pool_define_settings();
 	engine_init();
 	http_metrics_init();
+	http_metrics_route_init();
 	if (process_shared_preload_libraries_in_progress && http_port > 0)
 		register_workers();
 }

@@ -35,6 +35,7 @@ extern void http_metrics_attach(int index);
 extern HttpRoute http_metrics_route(const char *url);
 extern void http_metrics_count(HttpRoute route, int status, TimestampTz started_at);
 extern void http_metrics_sse(int delta);
+extern void http_metrics_route_init(void);
 extern void http_metrics_dispatch(struct HttpRequest *req);
 
 #endif							/* CRM_DASHBOARD_HTTP_METRICS_H */

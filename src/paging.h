@@ -92,9 +92,7 @@ typedef struct PageCursor
 /* paging.c */
 extern void PagingInit(void);
 
-/* paging_query.c */
-extern PageSpec *paging_spec(const char *crm, const char *model, const char *sort,
-							 bool descending, const char *search, Jsonb *filter);
+/* paging_condition.c */
 extern char *paging_like_pattern(const char *text, bool anywhere);
 extern int	paging_add_param(PageSpec *spec, Oid type, Datum value);
 extern void paging_add_condition(PageSpec *spec, const char *condition);
@@ -102,6 +100,10 @@ extern char *paging_column_names(const PageSpec *spec, bool sortable_only);
 extern PageColumn *paging_find_column(const PageSpec *spec, const char *name);
 extern void paging_unknown_column(const PageSpec *spec, const char *name, const char *where)
 			pg_attribute_noreturn();
+
+/* paging_query.c */
+extern PageSpec *paging_spec(const char *crm, const char *model, const char *sort,
+							 bool descending, const char *search, Jsonb *filter);
 extern int	paging_segment_keys(const PageSpec *spec, int segment);
 extern char *paging_query(const PageSpec *spec, int segment, bool reverse,
 						  bool has_after, int limit);
