@@ -358,19 +358,23 @@ run_transfers(CURLM *multi, List **inflight)
 	return finished;
 }
 
-/* Entry point of the alerts worker. */
-void
-crm_delivery_main(Datum arg)
+/* The alerts worker's state between wake-ups. */
+typedef struct DeliveryLoop
 {
-	MemoryContext loop_cxt;
-	MemoryContext transfer_cxt;
+	MemoryContext loop_cxt;		/* reset at every wake-up */
+	MemoryContext transfer_cxt; /* transfers and the lists of them */
 	CURLM	   *multi;
-	List	   *inflight = NIL;
-	List	   *finished = NIL;
-	bool		work = true;
-	TimestampTz next_due = 0;
-	TimestampTz tick_at = 0;
+	List	   *inflight;		/* transfers under way */
+	List	   *finished;		/* transfers whose outcome is still to record */
+	bool		work;			/* look for due notifications at once */
+	TimestampTz next_due;		/* the earliest due notification, or 0 */
+	TimestampTz tick_at;		/* the next periodic check (snoozes, reminders) */
+} DeliveryLoop;
 
+/* Connect, announce ourselves and make libcurl's multi handle. */
+static void
+delivery_setup(DeliveryLoop *l)
+{
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -380,100 +384,131 @@ crm_delivery_main(Datum arg)
 	delivery_shared->pid = MyProcPid;
 	on_shmem_exit(delivery_detach, (Datum) 0);
 
-	loop_cxt = AllocSetContextCreate(TopMemoryContext, "crm_dashboard alerts loop", ALLOCSET_DEFAULT_SIZES);
-	transfer_cxt = AllocSetContextCreate(TopMemoryContext, "crm_dashboard alerts transfers", ALLOCSET_DEFAULT_SIZES);
+	memset(l, 0, sizeof(*l));
+	l->work = true;
+	l->loop_cxt = AllocSetContextCreate(TopMemoryContext, "crm_dashboard alerts loop", ALLOCSET_DEFAULT_SIZES);
+	l->transfer_cxt = AllocSetContextCreate(TopMemoryContext, "crm_dashboard alerts transfers", ALLOCSET_DEFAULT_SIZES);
 	delivery_curl_init();
-	multi = curl_multi_init();
-	if (multi == NULL)
+	l->multi = curl_multi_init();
+	if (l->multi == NULL)
 		elog(ERROR, "crm_dashboard: could not create a libcurl multi handle");
 	elog(LOG, "crm_dashboard alerts worker started in database \"%s\"", crm_launcher_database);
+}
 
+/* After a round that committed: free what it recorded, start what it claimed. */
+static void
+after_round(DeliveryLoop *l, Round *round, TimestampTz now)
+{
+	ListCell   *lc;
+
+	foreach(lc, l->finished)
+		delivery_transfer_free(lfirst(lc));
+	list_free(l->finished);
+	l->finished = NIL;
+	/* the lists outlive the round: they live beside the transfers */
+	MemoryContextSwitchTo(l->transfer_cxt);
+	l->inflight = start_transfers(l->multi, round->claimed, l->inflight, &l->finished, l->transfer_cxt);
+	MemoryContextSwitchTo(l->loop_cxt);
+	l->next_due = round->next_due;
+
+	/*
+	 * What is due and was not claimed waits for a transfer of its channel to
+	 * finish (the per-channel limit, or an earlier notice of its alert): a
+	 * finished transfer starts a round anyway, so do not spin on it.
+	 */
+	if (l->next_due != 0 && l->next_due <= GetCurrentTimestamp())
+		l->next_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
+	if (round->tick)
+		l->tick_at = TimestampTzPlusMilliseconds(now, DELIVERY_IDLE_MS);
+	/* a full claim may have left more that is due */
+	l->work = round->claimed != NIL && list_length(round->claimed) == round->slots;
+}
+
+/* Record outcomes and claim what is due, when anything calls for it. */
+static void
+maybe_round(DeliveryLoop *l, TimestampTz now)
+{
+	Round		round = {0};
+
+	if (!(l->work || l->finished != NIL || (l->next_due != 0 && now >= l->next_due) || now >= l->tick_at))
+		return;
+	round.finished = l->finished;
+	round.slots = delivery_max_in_flight - list_length(l->inflight);
+	round.cxt = l->loop_cxt;
+	round.tick = now >= l->tick_at;
+	if (try_round(&round, l->loop_cxt))
+		after_round(l, &round, now);
+	else
+	{
+		/* keep the outcomes to record; look again in a second */
+		l->next_due = TimestampTzPlusMilliseconds(now, 1000);
+		l->work = false;
+	}
+	if (!round.ready)
+		l->next_due = TimestampTzPlusMilliseconds(now, 5000);
+}
+
+/* Milliseconds until the next due notification or periodic check. */
+static long
+ms_until_next(DeliveryLoop *l)
+{
+	TimestampTz until = l->tick_at;
+
+	if (l->next_due != 0 && l->next_due < until)
+		until = l->next_due;
+	return Max(0, (until - GetCurrentTimestamp() + 999) / 1000);
+}
+
+/* Move the transfers on, waiting on their sockets and the latch when idle. */
+static void
+drive_transfers(DeliveryLoop *l)
+{
+	List	   *done;
+
+	if (!l->work && l->finished == NIL && wait_for_transfers(l->multi, ms_until_next(l)))
+		l->work = true;
+	MemoryContextSwitchTo(l->transfer_cxt);
+	done = run_transfers(l->multi, &l->inflight);
+	l->finished = list_concat(l->finished, done);
+	list_free(done);
+	MemoryContextSwitchTo(l->loop_cxt);
+}
+
+/* With no transfer under way: sleep until woken or something is due. */
+static void
+wait_idle(DeliveryLoop *l)
+{
+	int			rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							   ms_until_next(l), PG_WAIT_EXTENSION);
+
+	if (rc & WL_LATCH_SET)
+	{
+		ResetLatch(MyLatch);
+		l->work = true;
+	}
+}
+
+/* Entry point of the alerts worker. */
+void
+crm_delivery_main(Datum arg)
+{
+	DeliveryLoop l;
+
+	delivery_setup(&l);
 	for (;;)
 	{
-		TimestampTz now;
-		Round		round = {0};
-		ListCell   *lc;
-
-		MemoryContextSwitchTo(loop_cxt);
+		MemoryContextSwitchTo(l.loop_cxt);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		now = GetCurrentTimestamp();
-		if (work || finished != NIL || (next_due != 0 && now >= next_due) || now >= tick_at)
-		{
-			round.finished = finished;
-			round.slots = delivery_max_in_flight - list_length(inflight);
-			round.cxt = loop_cxt;
-			round.tick = now >= tick_at;
-			if (try_round(&round, loop_cxt))
-			{
-				foreach(lc, finished)
-					delivery_transfer_free(lfirst(lc));
-				list_free(finished);
-				finished = NIL;
-				/* the lists outlive the round: they live beside the transfers */
-				MemoryContextSwitchTo(transfer_cxt);
-				inflight = start_transfers(multi, round.claimed, inflight, &finished, transfer_cxt);
-				MemoryContextSwitchTo(loop_cxt);
-				next_due = round.next_due;
-
-				/*
-				 * What is due and was not claimed waits for a transfer of its
-				 * channel to finish (the per-channel limit, or an earlier
-				 * notice of its alert): a finished transfer starts a round
-				 * anyway, so do not spin on it.
-				 */
-				if (next_due != 0 && next_due <= GetCurrentTimestamp())
-					next_due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
-				if (round.tick)
-					tick_at = TimestampTzPlusMilliseconds(now, DELIVERY_IDLE_MS);
-				/* a full claim may have left more that is due */
-				work = round.claimed != NIL && list_length(round.claimed) == round.slots;
-			}
-			else
-			{
-				/* keep the outcomes to record; look again in a second */
-				next_due = TimestampTzPlusMilliseconds(now, 1000);
-				work = false;
-			}
-			if (!round.ready)
-				next_due = TimestampTzPlusMilliseconds(now, 5000);
-		}
-		if (inflight != NIL)
-		{
-			List	   *done;
-			TimestampTz until = tick_at;
-
-			if (next_due != 0 && next_due < until)
-				until = next_due;
-			if (!work && finished == NIL &&
-				wait_for_transfers(multi, Max(0, (until - GetCurrentTimestamp() + 999) / 1000)))
-				work = true;
-			MemoryContextSwitchTo(transfer_cxt);
-			done = run_transfers(multi, &inflight);
-			finished = list_concat(finished, done);
-			list_free(done);
-			MemoryContextSwitchTo(loop_cxt);
-		}
-		else if (finished == NIL && !work)
-		{
-			TimestampTz until = tick_at;
-			long		timeout;
-			int			rc;
-
-			if (next_due != 0 && next_due < until)
-				until = next_due;
-			timeout = Max(0, (until - GetCurrentTimestamp() + 999) / 1000);
-			rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, timeout, PG_WAIT_EXTENSION);
-			if (rc & WL_LATCH_SET)
-			{
-				ResetLatch(MyLatch);
-				work = true;
-			}
-		}
-		MemoryContextReset(loop_cxt);
+		maybe_round(&l, GetCurrentTimestamp());
+		if (l.inflight != NIL)
+			drive_transfers(&l);
+		else if (l.finished == NIL && !l.work)
+			wait_idle(&l);
+		MemoryContextReset(l.loop_cxt);
 	}
 }
