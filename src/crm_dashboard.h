@@ -55,7 +55,9 @@ extern bool crm_arg_bool_or(FunctionCallInfo fcinfo, int n, bool dflt);
 extern void QualityInit(void);
 
 /* util_input.c */
+struct JsonbValue;
 extern int	crm_input_values(int n, char **texts, const Oid *types, Datum *values, char **message);
+extern const char *crm_json_type_name(const struct JsonbValue *v);
 
 /* util_local.c */
 extern char *crm_local_socket_directory(void);

@@ -305,27 +305,6 @@ filter_error(const char *path, int sqlstate, const char *message, const char *hi
 #define FORM_HINT "A filter is a condition {\"column\": \"email\", \"op\": \"contains\", \"value\": \"@example.com\"} " \
 	"or a group {\"and\": [...]} or {\"or\": [...]} of filters."
 
-/* The JSON type of a value, for messages. */
-static const char *
-json_type(const JsonbValue *v)
-{
-	switch (v->type)
-	{
-		case jbvNull:
-			return "null";
-		case jbvString:
-			return "a string";
-		case jbvNumeric:
-			return "a number";
-		case jbvBool:
-			return "a boolean";
-		case jbvBinary:
-			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
-		default:
-			return "an unexpected value";
-	}
-}
-
 /* Whether a value is a JSON object (a nested container that is one). */
 static bool
 is_object(const JsonbValue *v)
@@ -411,7 +390,7 @@ scalar_text(const JsonbValue *v, const char *path, const FilterOp *op)
 	else
 		filter_error(path, ERRCODE_INVALID_PARAMETER_VALUE,
 					 psprintf("a value of filter operator \"%s\" must be a string, number or boolean, not %s",
-							  op->name, json_type(v)),
+							  op->name, crm_json_type_name(v)),
 					 NULL);
 	if (pg_mbstrlen(text) > PAGING_FILTER_MAX_VALUE_LEN)
 		filter_error(path, ERRCODE_INVALID_PARAMETER_VALUE,
@@ -433,7 +412,7 @@ array_texts(const JsonbValue *v, const char *path, const FilterOp *op, int min, 
 		filter_error(path, ERRCODE_INVALID_PARAMETER_VALUE,
 					 psprintf("filter operator \"%s\" needs %s, not %s", op->name, shape,
 							  is_array(v) ? psprintf("an array of %u", JsonContainerSize(v->val.binary.data))
-							  : json_type(v)),
+							  : crm_json_type_name(v)),
 					 NULL);
 	arr = v->val.binary.data;
 	*n = JsonContainerSize(arr);
@@ -669,7 +648,7 @@ find_operator(const JsonbValue *v, const char *path)
 
 	if (v->type != jbvString)
 		filter_error(path, ERRCODE_INVALID_PARAMETER_VALUE,
-					 psprintf("\"op\" must be a string, not %s", json_type(v)),
+					 psprintf("\"op\" must be a string, not %s", crm_json_type_name(v)),
 					 psprintf("Operators: %s.", operator_list(NULL)));
 	name = pnstrdup(v->val.string.val, v->val.string.len);
 	for (int i = 0; i < OP_COUNT; i++)
@@ -701,7 +680,7 @@ walk_condition(FilterWalk *w, const FilterObject *obj, const char *path)
 					 FORM_HINT);
 	if (obj->column->type != jbvString)
 		filter_error(path, ERRCODE_INVALID_PARAMETER_VALUE,
-					 psprintf("\"column\" must be a string, not %s", json_type(obj->column)),
+					 psprintf("\"column\" must be a string, not %s", crm_json_type_name(obj->column)),
 					 "Name one of the model's columns, as model_rows lists them.");
 	name = pnstrdup(obj->column->val.string.val, obj->column->val.string.len);
 	c = paging_find_column(w->spec, name);
@@ -745,7 +724,7 @@ walk_group(FilterWalk *w, const JsonbValue *list, bool is_and, const char *path,
 					 psprintf("Groups may be nested at most %d deep.", PAGING_FILTER_MAX_DEPTH));
 	if (!is_array(list))
 		filter_error(path, ERRCODE_INVALID_PARAMETER_VALUE,
-					 psprintf("\"%s\" must hold an array of filters, not %s", name, json_type(list)),
+					 psprintf("\"%s\" must hold an array of filters, not %s", name, crm_json_type_name(list)),
 					 FORM_HINT);
 	arr = list->val.binary.data;
 	n = JsonContainerSize(arr);
@@ -777,7 +756,7 @@ walk_filter(FilterWalk *w, const JsonbValue *v, const char *path, int depth)
 	check_stack_depth();
 	if (!is_object(v))
 		filter_error(path, ERRCODE_INVALID_PARAMETER_VALUE,
-					 psprintf("a filter must be a JSON object, not %s", json_type(v)),
+					 psprintf("a filter must be a JSON object, not %s", crm_json_type_name(v)),
 					 FORM_HINT);
 	read_object(v->val.binary.data, path, &obj);
 	kinds = (obj.and_list != NULL) + (obj.or_list != NULL) +

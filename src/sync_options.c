@@ -86,27 +86,6 @@ options_summary(void)
 	return buf.data;
 }
 
-/* The JSON type name of a value, for messages. */
-static const char *
-json_type_name(JsonbValue *v)
-{
-	switch (v->type)
-	{
-		case jbvNull:
-			return "null";
-		case jbvString:
-			return "a string";
-		case jbvNumeric:
-			return "a number";
-		case jbvBool:
-			return "a boolean";
-		case jbvBinary:
-			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
-		default:
-			return "an unexpected value";
-	}
-}
-
 /* Raise the error for a bad value of option d. */
 static void pg_attribute_noreturn()
 option_error(const SyncOptionDef *d, const char *message, const char *hint)
@@ -123,7 +102,7 @@ static bool
 option_bool(const SyncOptionDef *d, JsonbValue *v)
 {
 	if (v->type != jbvBool)
-		option_error(d, psprintf("must be a boolean, not %s", json_type_name(v)),
+		option_error(d, psprintf("must be a boolean, not %s", crm_json_type_name(v)),
 					 psprintf("Use true or false, e.g. {\"%s\": true}.", d->name));
 	return v->val.boolean;
 }
@@ -138,7 +117,7 @@ option_int(const SyncOptionDef *d, JsonbValue *v)
 	int64		n;
 
 	if (v->type != jbvNumeric)
-		option_error(d, psprintf("must be a number, not %s", json_type_name(v)), hint);
+		option_error(d, psprintf("must be a number, not %s", crm_json_type_name(v)), hint);
 	text = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
 	errno = 0;
 	n = strtoll(text, &end, 10);
@@ -160,7 +139,7 @@ option_date(const SyncOptionDef *d, JsonbValue *v)
 				day;
 
 	if (v->type != jbvString)
-		option_error(d, psprintf("must be a string, not %s", json_type_name(v)), hint);
+		option_error(d, psprintf("must be a string, not %s", crm_json_type_name(v)), hint);
 	s = pnstrdup(v->val.string.val, v->val.string.len);
 	if (strlen(s) != 10 || strspn(s, "0123456789-") != 10 || s[4] != '-' || s[7] != '-' ||
 		sscanf(s, "%4d-%2d-%2d", &y, &m, &day) != 3 ||

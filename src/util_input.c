@@ -11,11 +11,15 @@
  * not parse is reported back with the input function's own message, and
  * the caller words the error (which value, of which column, where).
  * Cancellation and other errors that are not about the value go on up.
+ *
+ * Also here: the words for a JSON value's type, so that every message about
+ * a value of the wrong JSON type (options, filters) says it the same way.
  */
 #include "postgres.h"
 
 #include "access/xact.h"
 #include "mb/pg_wchar.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -89,4 +93,25 @@ crm_input_values(int n, char **texts, const Oid *types, Datum *values, char **me
 		ReThrowError(edata);
 	*message = edata->message ? pstrdup(edata->message) : pstrdup("The value does not parse.");
 	return current;
+}
+
+/* The JSON type of a value in words, for messages ("a string", "an array"). */
+const char *
+crm_json_type_name(const JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvNull:
+			return "null";
+		case jbvString:
+			return "a string";
+		case jbvNumeric:
+			return "a number";
+		case jbvBool:
+			return "a boolean";
+		case jbvBinary:
+			return JsonContainerIsArray(v->val.binary.data) ? "an array" : "an object";
+		default:
+			return "an unexpected value";
+	}
 }
