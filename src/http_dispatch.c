@@ -174,8 +174,9 @@ count_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *v
  * Content-Length beside Transfer-Encoding (it uses the chunks), or more than
  * one Transfer-Encoding.  A proxy that read it the other way would see a
  * different request, or a second one smuggled inside this body.  A transfer
- * coding other than chunked is not implemented (it would otherwise wait for
- * the connection to close).  Returns true when it replied; the connection
+ * coding other than chunked (gzip, say) is answered 501 at once, as RFC 9112
+ * asks of a server that does not accept it; libmicrohttpd would otherwise
+ * wait for the connection to close.  Returns true when it replied; the connection
  * then closes without reading the body.
  */
 static bool
