@@ -252,7 +252,11 @@ def test_external_kill_9_of_the_command(pg):
     # a crash is retried by policy: the next attempt is queued already
     retry = pg.one("SELECT id FROM crm_dashboard.sync_history WHERE first_attempt_id = %s", (run_id,))
     assert pg.run(retry)["attempt"] == 2
+    # full jitter may have picked a delay near zero, so the retry may be running already:
+    # stopping a running attempt ends it asynchronously, and a stopped run is never retried
     pg.sql("SELECT crm_api.stop_sync(%s)", (retry,))
+    assert pg.wait(retry)["status"] == "cancelled"
+    assert pg.one("SELECT count(*) FROM crm_dashboard.sync_history WHERE first_attempt_id = %s", (run_id,)) == 1
     assert pg.wait(pg.start("hubspot", "contact"), ("running",))
 
 
