@@ -6,6 +6,9 @@
 #define CRM_DASHBOARD_H
 
 #include "postgres.h"
+
+#include "access/htup.h"
+#include "access/tupdesc.h"
 #include "fmgr.h"
 #include "nodes/pg_list.h"
 
@@ -68,6 +71,8 @@ extern int	crm_spi_run(const char *sql, int nargs, Oid *types, Datum *values,
 						const char *nulls, bool read_only, long tcount);
 extern uint64 crm_spi_execute(const char *sql, int nargs, Oid *types, Datum *values,
 							  const char *nulls, bool read_only, long tcount, int expected);
+extern HeapTuple crm_spi_first_row(const char *sql, int nargs, Oid *types, Datum *values,
+								   const char *nulls, bool read_only, TupleDesc *desc);
 
 /* util_srf.c */
 extern void crm_materialize_query(FunctionCallInfo fcinfo, const char *sql, int nargs,

@@ -452,6 +452,102 @@ check_host_addresses(const char *kind, const char *host, const char *port)
 	freeaddrinfo(res);
 }
 
+/* The parts of a channel's URL that are checked, as palloc'd strings (NULL when absent). */
+typedef struct DeliveryUrl
+{
+	char	   *scheme;
+	char	   *host;			/* IPv6 literals without their brackets */
+	char	   *port;			/* the scheme's default when none is given */
+	char	   *normal;			/* the whole URL as libcurl writes it */
+} DeliveryUrl;
+
+/* One part of a parsed URL, copied out of libcurl's memory (NULL when absent). */
+static char *
+url_part(CURLU *u, CURLUPart part, unsigned int flags)
+{
+	char	   *value = NULL;
+	char	   *volatile copy = NULL;
+
+	if (curl_url_get(u, part, &value, flags) != CURLUE_OK || value == NULL)
+		return NULL;
+	PG_TRY();
+	{
+		copy = pstrdup(value);
+	}
+	PG_FINALLY();
+	{
+		curl_free(value);
+	}
+	PG_END_TRY();
+	return copy;
+}
+
+/* An IPv6 literal comes bracketed in a URL; name resolution wants it bare. */
+static char *
+unbracketed(char *host)
+{
+	size_t		len = host ? strlen(host) : 0;
+
+	if (len > 2 && host[0] == '[' && host[len - 1] == ']')
+		return pnstrdup(host + 1, len - 2);
+	return host;
+}
+
+/* Parse url with libcurl, the parser that will use it, or refuse it as invalid. */
+static DeliveryUrl *
+parse_delivery_url(const char *kind, const char *url)
+{
+	DeliveryUrl *parts = palloc0(sizeof(DeliveryUrl));
+	CURLU	   *u;
+
+	delivery_curl_init();
+	u = curl_url();
+	if (u == NULL)
+		elog(ERROR, "crm_dashboard: out of memory parsing a URL");
+	PG_TRY();
+	{
+		CURLUcode	rc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+
+		if (rc != CURLUE_OK)
+			url_error(kind, psprintf("invalid %s URL: %s", kind, curl_url_strerror(rc)),
+					  strcmp(kind, "email") == 0
+					  ? "Give the SMTP server as smtp://host[:port] (STARTTLS when offered) or smtps://host[:port]; the URL is not repeated here because it may hold a secret."
+					  : "Give an absolute http or https URL, e.g. https://alerts.example.com/hook; the URL is not repeated here because it may hold a secret.");
+		parts->scheme = url_part(u, CURLUPART_SCHEME, 0);
+		parts->host = unbracketed(url_part(u, CURLUPART_HOST, 0));
+		parts->port = url_part(u, CURLUPART_PORT, CURLU_DEFAULT_PORT);
+		parts->normal = url_part(u, CURLUPART_URL, 0);
+	}
+	PG_FINALLY();
+	{
+		curl_url_cleanup(u);
+	}
+	PG_END_TRY();
+	return parts;
+}
+
+/*
+ * Refuse a URL without a scheme the kind may use, or without a host.  The
+ * scheme comes first: file:///etc/passwd is refused for being file, not for
+ * having no host.
+ */
+static void
+check_scheme_and_host(const char *kind, const DeliveryUrl *parts)
+{
+	bool		email = strcmp(kind, "email") == 0;
+
+	if (parts->scheme == NULL)
+		url_error(kind, psprintf("the %s URL has no scheme", kind),
+				  "Give an absolute URL such as https://alerts.example.com/hook.");
+	if (!scheme_in(parts->scheme, kind_schemes(kind)))
+		url_error(kind, psprintf("URL scheme \"%s\" is not allowed for a%s %s channel",
+								 parts->scheme, email ? "n" : "", kind),
+				  email ? "Use smtp:// (STARTTLS when offered) or smtps://." : "Use http:// or https://.");
+	if (parts->host == NULL || parts->host[0] == '\0')
+		url_error(kind, psprintf("the %s URL has no host", kind),
+				  "Give an absolute URL such as https://alerts.example.com/hook.");
+}
+
 /*
  * crm_dashboard.check_delivery_url(kind, url): the URL of a channel of kind,
  * normalised, or invalid_parameter_value: an absolute URL with a host, a
@@ -464,85 +560,14 @@ crm_dashboard_check_delivery_url(PG_FUNCTION_ARGS)
 {
 	char	   *kind = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *url = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	const char *schemes = kind_schemes(kind);
-	CURLU	   *u;
-	CURLUcode	rc;
-	char	   *scheme = NULL;
-	char	   *host = NULL;
-	char	   *port = NULL;
-	char	   *normal = NULL;
-	text	   *volatile result = NULL;
+	DeliveryUrl *parts;
 
+	(void) kind_schemes(kind);	/* an unknown kind is refused before its URL is read */
 	if (strlen(url) > 2048)
 		url_error(kind, psprintf("the %s URL is too long (%zu characters)", kind, strlen(url)),
 				  "Keep it to 2048 characters.");
-	delivery_curl_init();
-	u = curl_url();
-	if (u == NULL)
-		elog(ERROR, "crm_dashboard: out of memory parsing a URL");
-	rc = curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
-	if (rc != CURLUE_OK)
-	{
-		const char *reason = pstrdup(curl_url_strerror(rc));
-
-		curl_url_cleanup(u);
-		url_error(kind, psprintf("invalid %s URL: %s", kind, reason),
-				  strcmp(kind, "email") == 0
-				  ? "Give the SMTP server as smtp://host[:port] (STARTTLS when offered) or smtps://host[:port]; the URL is not repeated here because it may hold a secret."
-				  : "Give an absolute http or https URL, e.g. https://alerts.example.com/hook; the URL is not repeated here because it may hold a secret.");
-	}
-	if (curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK)
-	{
-		curl_url_cleanup(u);
-		url_error(kind, psprintf("the %s URL has no scheme", kind),
-				  "Give an absolute URL such as https://alerts.example.com/hook.");
-	}
-	/* the scheme first: file:///etc/passwd is refused for being file, not for having no host */
-	if (scheme_in(scheme, schemes) &&
-		(curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || host[0] == '\0'))
-	{
-		curl_free(scheme);
-		curl_free(host);
-		curl_url_cleanup(u);
-		url_error(kind, psprintf("the %s URL has no host", kind),
-				  "Give an absolute URL such as https://alerts.example.com/hook.");
-	}
-	if (!scheme_in(scheme, schemes))
-	{
-		char	   *s = pstrdup(scheme);
-
-		curl_free(scheme);
-		curl_free(host);
-		curl_url_cleanup(u);
-		url_error(kind, psprintf("URL scheme \"%s\" is not allowed for a%s %s channel", s,
-								 strcmp(kind, "email") == 0 ? "n" : "", kind),
-				  strcmp(kind, "email") == 0 ? "Use smtp:// (STARTTLS when offered) or smtps://."
-				  : "Use http:// or https://.");
-	}
-	(void) curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
-	(void) curl_url_get(u, CURLUPART_URL, &normal, 0);
-	PG_TRY();
-	{
-		/* IPv6 literals come bracketed */
-		char	   *bare = pstrdup(host);
-		size_t		len = strlen(bare);
-
-		if (len > 2 && bare[0] == '[' && bare[len - 1] == ']')
-		{
-			bare[len - 1] = '\0';
-			bare++;
-		}
-		check_host_addresses(kind, bare, port);
-		result = cstring_to_text(normal ? normal : url);
-	}
-	PG_FINALLY();
-	{
-		curl_free(scheme);
-		curl_free(host);
-		curl_free(port);
-		curl_free(normal);
-		curl_url_cleanup(u);
-	}
-	PG_END_TRY();
-	PG_RETURN_TEXT_P(result);
+	parts = parse_delivery_url(kind, url);
+	check_scheme_and_host(kind, parts);
+	check_host_addresses(kind, parts->host, parts->port);
+	PG_RETURN_TEXT_P(cstring_to_text(parts->normal ? parts->normal : url));
 }

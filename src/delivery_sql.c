@@ -71,6 +71,50 @@ perform_transfer(DeliveryTransfer *t)
 	delivery_transfer_finish(t, result);
 }
 
+/* Record a test delivery's outcome on its channel (crm_dashboard.delivery_tested). */
+static void
+record_test(int64 channel_id, const DeliveryTransfer *t)
+{
+	Oid			types[5] = {INT8OID, BOOLOID, INT4OID, TEXTOID, FLOAT8OID};
+	Datum		values[5];
+	char		nulls[6] = "     ";
+
+	values[0] = Int64GetDatum(channel_id);
+	values[1] = BoolGetDatum(t->ok);
+	values[2] = Int32GetDatum(t->status_code);
+	if (t->status_code == 0)
+		nulls[2] = 'n';
+	values[3] = t->error ? CStringGetTextDatum(t->error) : (Datum) 0;
+	if (t->error == NULL)
+		nulls[3] = 'n';
+	values[4] = Float8GetDatum(t->duration_ms);
+	crm_spi_execute("SELECT crm_dashboard.delivery_tested($1, $2, $3, $4, $5)",
+					5, types, values, nulls, false, 1, SPI_OK_SELECT);
+}
+
+/* What test_channel answers: {ok, status_code, error, duration_ms, notification}. */
+static char *
+test_result_json(const DeliveryTransfer *t)
+{
+	StringInfoData out;
+
+	initStringInfo(&out);
+	appendStringInfo(&out, "{\"ok\": %s, \"status_code\": ", t->ok ? "true" : "false");
+	if (t->status_code)
+		appendStringInfo(&out, "%d", t->status_code);
+	else
+		appendStringInfoString(&out, "null");
+	appendStringInfoString(&out, ", \"error\": ");
+	if (t->error)
+		escape_json(&out, t->error);
+	else
+		appendStringInfoString(&out, "null");
+	appendStringInfo(&out, ", \"duration_ms\": %.1f, \"notification\": ", t->duration_ms);
+	escape_json(&out, t->req.uuid ? t->req.uuid : "");
+	appendStringInfoChar(&out, '}');
+	return out.data;
+}
+
 /*
  * crm_api.test_channel(id): send a test notification to the channel now
  * and say what happened: {ok, status_code, error, duration_ms,
@@ -84,7 +128,7 @@ crm_dashboard_test_channel(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	DeliveryRequest *req;
 	DeliveryTransfer *t;
-	StringInfoData out;
+	char	   *volatile result = NULL;
 	MemoryContext cxt = CurrentMemoryContext;
 
 	if (PG_ARGISNULL(0))
@@ -102,36 +146,9 @@ crm_dashboard_test_channel(PG_FUNCTION_ARGS)
 	t = delivery_transfer_new(req, cxt);
 	PG_TRY();
 	{
-		Oid			rtypes[5] = {INT8OID, BOOLOID, INT4OID, TEXTOID, FLOAT8OID};
-		Datum		rvalues[5];
-		char		rnulls[6] = "     ";
-
 		perform_transfer(t);
-		rvalues[0] = values[0];
-		rvalues[1] = BoolGetDatum(t->ok);
-		rvalues[2] = Int32GetDatum(t->status_code);
-		if (t->status_code == 0)
-			rnulls[2] = 'n';
-		rvalues[3] = t->error ? CStringGetTextDatum(t->error) : (Datum) 0;
-		if (t->error == NULL)
-			rnulls[3] = 'n';
-		rvalues[4] = Float8GetDatum(t->duration_ms);
-		crm_spi_execute("SELECT crm_dashboard.delivery_tested($1, $2, $3, $4, $5)",
-						5, rtypes, rvalues, rnulls, false, 1, SPI_OK_SELECT);
-		initStringInfo(&out);
-		appendStringInfo(&out, "{\"ok\": %s, \"status_code\": ", t->ok ? "true" : "false");
-		if (t->status_code)
-			appendStringInfo(&out, "%d", t->status_code);
-		else
-			appendStringInfoString(&out, "null");
-		appendStringInfoString(&out, ", \"error\": ");
-		if (t->error)
-			escape_json(&out, t->error);
-		else
-			appendStringInfoString(&out, "null");
-		appendStringInfo(&out, ", \"duration_ms\": %.1f, \"notification\": ", t->duration_ms);
-		escape_json(&out, t->req.uuid ? t->req.uuid : "");
-		appendStringInfoChar(&out, '}');
+		record_test(PG_GETARG_INT64(0), t);
+		result = test_result_json(t);
 	}
 	PG_FINALLY();
 	{
@@ -139,7 +156,7 @@ crm_dashboard_test_channel(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 	SPI_finish();
-	PG_RETURN_DATUM(DirectFunctionCall1(json_in, CStringGetDatum(out.data)));
+	PG_RETURN_DATUM(DirectFunctionCall1(json_in, CStringGetDatum(result)));
 }
 
 /* crm_dashboard.random_secret(): 32 bytes from the system's generator, hex. */

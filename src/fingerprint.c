@@ -425,6 +425,57 @@ is_http(const char *s, size_t n)
 		(s[3] | 0x20) == 'p' && (n == 4 || s[4] == '/');
 }
 
+/* The length of the word at s[0..len): word characters, and joiners between them. */
+static size_t
+word_length(const char *s, size_t len)
+{
+	size_t		n = 1;
+
+	while (n < len && (is_word((unsigned char) s[n]) ||
+					   (is_joiner((unsigned char) s[n]) && n + 1 < len && is_word((unsigned char) s[n + 1]))))
+		n++;
+	return n;
+}
+
+/*
+ * Write the fingerprint of the piece of msg[0..len) at i (a space, a quoted
+ * value, a URL, a punctuation mark or a word) and return its length.
+ * *after_http says whether the last word was HTTP: the status after it stays.
+ */
+static size_t
+fingerprint_piece(FpOut *o, const FpNames *names, const char *msg, size_t len, size_t i,
+				  bool *after_http)
+{
+	unsigned char c = msg[i];
+	size_t		n;
+	bool		has_space;
+
+	if (is_space(c) || c == '\0')
+	{
+		o->space = true;
+		return 1;
+	}
+	if ((c == '\'' || c == '"' || c == '`') && (i == 0 || !is_word((unsigned char) msg[i - 1])) &&
+		(n = quoted_at(msg + i, len - i, &has_space)) > 0 && !has_space)
+		put_placeholder(o, "<value>");
+	else if ((n = url_at(msg + i, len - i)) > 0)
+		put_placeholder(o, "<url>");
+	else if (!is_word(c))
+	{
+		n = 1;
+		put(o, msg + i, n);
+	}
+	else
+	{
+		n = word_length(msg + i, len - i);
+		put_token(o, names, msg + i, n, *after_http);
+		*after_http = is_http(msg + i, n);
+		return n;
+	}
+	*after_http = false;
+	return n;
+}
+
 /*
  * Write the fingerprint of msg[0..len) into out (cap bytes, NUL-terminated,
  * at most FINGERPRINT_MAX + 1); crm, model and table may be NULL.  Returns its
@@ -449,48 +500,7 @@ error_fingerprint(const char *msg, size_t len, const char *crm, const char *mode
 			len--;
 	}
 	while (i < len && !o.full)
-	{
-		unsigned char c = msg[i];
-		size_t		n;
-		bool		has_space;
-
-		if (is_space(c) || c == '\0')
-		{
-			o.space = true;
-			i++;
-			continue;
-		}
-		if ((c == '\'' || c == '"' || c == '`') && (i == 0 || !is_word((unsigned char) msg[i - 1])) &&
-			(n = quoted_at(msg + i, len - i, &has_space)) > 0 && !has_space)
-		{
-			put_placeholder(&o, "<value>");
-			i += n;
-			after_http = false;
-			continue;
-		}
-		if ((n = url_at(msg + i, len - i)) > 0)
-		{
-			put_placeholder(&o, "<url>");
-			i += n;
-			after_http = false;
-			continue;
-		}
-		if (!is_word(c))
-		{
-			put(&o, msg + i, 1);
-			i++;
-			after_http = false;
-			continue;
-		}
-		n = 1;
-		while (i + n < len && (is_word((unsigned char) msg[i + n]) ||
-							   (is_joiner((unsigned char) msg[i + n]) && i + n + 1 < len &&
-								is_word((unsigned char) msg[i + n + 1]))))
-			n++;
-		put_token(&o, &names, msg + i, n, after_http);
-		after_http = is_http(msg + i, n);
-		i += n;
-	}
+		i += fingerprint_piece(&o, &names, msg, len, i, &after_http);
 	/* a cut through a UTF-8 character leaves its first bytes: drop them */
 	if (o.full)
 		o.len = utf8_complete_prefix(o.buf, o.len);

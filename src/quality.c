@@ -96,34 +96,50 @@ restore_timeout(TimestampTz outer)
 		enable_timeout_at(STATEMENT_TIMEOUT, outer);
 }
 
-/*
- * crm_dashboard.check_query(sql, args): run one check's query, which returns
- * one row (failing bigint, samples jsonb), read-only, within
- * crm_dashboard.check_timeout, with args (text[]) as $1.  Returns the row,
- * or the error that stopped it, and the time it took.
- */
-Datum
-crm_dashboard_check_query(PG_FUNCTION_ARGS)
+/* What one check's query gave: its row, or the error that stopped it. */
+typedef struct CheckOutcome
 {
-	char	   *sql = crm_arg_text(fcinfo, 0, "sql");
-	Datum		args = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	Datum		failing;
+	Datum		samples;
+	bool		failing_null;
+	bool		samples_null;
+	char	   *error;			/* NULL when the query ran */
+} CheckOutcome;
+
+/* Copy the check's one row into out, in the caller's context: SPI's is about to go. */
+static void
+read_check_row(CheckOutcome *out, MemoryContext caller)
+{
+	MemoryContext spi;
+
+	if (SPI_processed != 1)
+		return;
+	spi = MemoryContextSwitchTo(caller);
+	out->failing = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &out->failing_null);
+	out->samples = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &out->samples_null);
+	if (!out->samples_null)
+		out->samples = PointerGetDatum(PG_DETOAST_DATUM_COPY(out->samples));
+	MemoryContextSwitchTo(spi);
+}
+
+/*
+ * Run a check's query, read-only, in a subtransaction and under the check's
+ * own time limit, with args as $1.  Its errors become out->error, except a
+ * cancel request that is not that limit: that cancels the statement.
+ */
+static void
+run_check(const char *sql, Datum args, bool args_null, CheckOutcome *out)
+{
 	Oid			types[1] = {TEXTARRAYOID};
-	char		nulls[1] = {PG_ARGISNULL(1) ? 'n' : ' '};
+	char		nulls[1] = {args_null ? 'n' : ' '};
 	MemoryContext caller = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	TimestampTz start = GetCurrentTimestamp();
 	TimestampTz outer;
 	TimestampTz mine;
-	TupleDesc	desc;
-	Datum		values[4] = {0};
-	bool		isnull[4] = {true, true, true, false};
 	ErrorData  *volatile edata = NULL;
 	volatile bool timed_out = false;
 
-	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "crm_dashboard: check_query must return a record");
-	desc = BlessTupleDesc(desc);
-
+	out->failing_null = out->samples_null = true;
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(caller);
 	outer = arm_check_timeout(&mine);
@@ -132,16 +148,7 @@ crm_dashboard_check_query(PG_FUNCTION_ARGS)
 		SPI_connect();
 		/* read-only: SPI refuses anything but a query */
 		crm_spi_execute(sql, 1, types, &args, nulls, true, 1, SPI_OK_SELECT);
-		if (SPI_processed == 1)
-		{
-			MemoryContext spi = MemoryContextSwitchTo(caller);
-
-			values[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull[0]);
-			values[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull[1]);
-			if (!isnull[1])
-				values[1] = PointerGetDatum(PG_DETOAST_DATUM_COPY(values[1]));
-			MemoryContextSwitchTo(spi);
-		}
+		read_check_row(out, caller);
 		SPI_finish();
 		restore_timeout(outer);
 		ReleaseCurrentSubTransaction();
@@ -163,17 +170,43 @@ crm_dashboard_check_query(PG_FUNCTION_ARGS)
 	MemoryContextSwitchTo(caller);
 	CurrentResourceOwner = owner;
 
-	if (edata != NULL)
-	{
-		/* a cancel request that is not the check's own time limit cancels the statement */
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && !timed_out)
-			ReThrowError(edata);
-		isnull[0] = isnull[1] = true;
-		isnull[2] = false;
-		values[2] = CStringGetTextDatum(timed_out
-										? psprintf("stopped after %d ms (crm_dashboard.check_timeout)", check_timeout_ms)
-										: edata->message);
-	}
+	if (edata == NULL)
+		return;
+	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED && !timed_out)
+		ReThrowError(edata);
+	out->failing_null = out->samples_null = true;
+	out->error = timed_out
+		? psprintf("stopped after %d ms (crm_dashboard.check_timeout)", check_timeout_ms)
+		: edata->message;
+}
+
+/*
+ * crm_dashboard.check_query(sql, args): run one check's query, which returns
+ * one row (failing bigint, samples jsonb), read-only, within
+ * crm_dashboard.check_timeout, with args (text[]) as $1.  Returns the row,
+ * or the error that stopped it, and the time it took.
+ */
+Datum
+crm_dashboard_check_query(PG_FUNCTION_ARGS)
+{
+	char	   *sql = crm_arg_text(fcinfo, 0, "sql");
+	TimestampTz start = GetCurrentTimestamp();
+	CheckOutcome out = {0};
+	TupleDesc	desc;
+	Datum		values[4];
+	bool		isnull[4];
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "crm_dashboard: check_query must return a record");
+	desc = BlessTupleDesc(desc);
+	run_check(sql, PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1), PG_ARGISNULL(1), &out);
+	values[0] = out.failing;
+	isnull[0] = out.failing_null;
+	values[1] = out.samples;
+	isnull[1] = out.samples_null;
+	values[2] = out.error ? CStringGetTextDatum(out.error) : (Datum) 0;
+	isnull[2] = out.error == NULL;
 	values[3] = Float8GetDatum((GetCurrentTimestamp() - start) / 1000.0);
+	isnull[3] = false;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, isnull)));
 }

@@ -99,46 +99,32 @@ static SyncCommand *
 find_command(const char *crm, const char *model, const char *lookup_model)
 {
 	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
+	Datum		values[2] = {CStringGetTextDatum(crm), lookup_model ? CStringGetTextDatum(lookup_model) : (Datum) 0};
 	char		nulls[2] = {' ', lookup_model ? ' ' : 'n'};
-	SyncCommand *cmd = NULL;
-	MemoryContext caller = CurrentMemoryContext;
+	TupleDesc	desc;
+	HeapTuple	row = crm_spi_first_row("SELECT argv, working_directory, environment::text, "
+										"  extract(epoch FROM timeout)::bigint "
+										"FROM crm_dashboard.command_for($1, $2)",
+										2, types, values, nulls, true, &desc);
+	SyncCommand *cmd;
+	bool		isnull;
+	Datum	   *elems;
+	bool	   *enulls;
+	int			n;
+	Datum		timeout;
 
-	values[0] = CStringGetTextDatum(crm);
-	values[1] = lookup_model ? CStringGetTextDatum(lookup_model) : (Datum) 0;
-	SPI_connect();
-	crm_spi_execute("SELECT argv, working_directory, environment::text, "
-					"  extract(epoch FROM timeout)::bigint "
-					"FROM crm_dashboard.command_for($1, $2)",
-					2, types, values, nulls, true, 1, SPI_OK_SELECT);
-	if (SPI_processed == 1)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		Datum		argv = SPI_getbinval(tuple, desc, 1, &isnull);
-		Datum	   *elems;
-		bool	   *enulls;
-		int			n;
-		Datum		timeout;
-		MemoryContext spi = MemoryContextSwitchTo(caller);
-
-		cmd = palloc0(sizeof(SyncCommand));
-		deconstruct_array(DatumGetArrayTypeP(argv), TEXTOID, -1, false, TYPALIGN_INT,
-						  &elems, &enulls, &n);
-		for (int i = 0; i < n; i++)
-			cmd->argv = lappend(cmd->argv,
-								substitute(enulls[i] ? "" : TextDatumGetCString(elems[i]), crm, model));
-		cmd->working_directory = SPI_getvalue(tuple, desc, 2);
-		cmd->environment = SPI_getvalue(tuple, desc, 3);
-		if (cmd->working_directory)
-			cmd->working_directory = pstrdup(cmd->working_directory);
-		cmd->environment = pstrdup(cmd->environment);
-		timeout = SPI_getbinval(tuple, desc, 4, &isnull);
-		cmd->timeout = isnull ? 0 : DatumGetInt64(timeout);
-		MemoryContextSwitchTo(spi);
-	}
-	SPI_finish();
+	if (row == NULL)
+		return NULL;
+	cmd = palloc0(sizeof(SyncCommand));
+	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(row, desc, 1, &isnull)), TEXTOID, -1, false,
+					  TYPALIGN_INT, &elems, &enulls, &n);
+	for (int i = 0; i < n; i++)
+		cmd->argv = lappend(cmd->argv,
+							substitute(enulls[i] ? "" : TextDatumGetCString(elems[i]), crm, model));
+	cmd->working_directory = SPI_getvalue(row, desc, 2);
+	cmd->environment = SPI_getvalue(row, desc, 3);
+	timeout = SPI_getbinval(row, desc, 4, &isnull);
+	cmd->timeout = isnull ? 0 : DatumGetInt64(timeout);
 	return cmd;
 }
 
@@ -308,39 +294,31 @@ active_run(const char *crm, List *models, bool all)
 	Datum		values[3];
 	List	   *names = NIL;
 	ListCell   *lc;
-	ActiveRun  *run = NULL;
-	MemoryContext caller = CurrentMemoryContext;
+	TupleDesc	desc;
+	HeapTuple	row;
+	ActiveRun  *run;
 
 	foreach(lc, models)
 		names = lappend(names, ((CrmModel *) lfirst(lc))->model);
 	values[0] = CStringGetTextDatum(crm);
 	values[1] = list_to_text_array(names);
 	values[2] = BoolGetDatum(all);
-	SPI_connect();
-	crm_spi_execute("SELECT id, sync_type, status, "
-					"  CASE WHEN status = 'queued' AND first_attempt_id IS NOT NULL "
-					"       THEN format('attempt %s of %s, not before %s', attempt, "
-					"                   coalesce(max_attempts, attempt), not_before) END "
-					"FROM crm_dashboard.sync_history "
-					"WHERE crm_source = $1 AND status IN ('queued', 'running') "
-					"  AND (sync_type = ANY ($2) OR ($3 AND sync_type = 'all')) "
-					"ORDER BY id LIMIT 1",
-					3, types, values, NULL, false, 1, SPI_OK_SELECT);
-	if (SPI_processed > 0)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		MemoryContext spi = MemoryContextSwitchTo(caller);
-		char	   *retry = SPI_getvalue(tuple, desc, 4);
-
-		run = palloc0(sizeof(ActiveRun));
-		run->id = pstrdup(SPI_getvalue(tuple, desc, 1));
-		run->type = pstrdup(SPI_getvalue(tuple, desc, 2));
-		run->status = pstrdup(SPI_getvalue(tuple, desc, 3));
-		run->retry = retry ? pstrdup(retry) : NULL;
-		MemoryContextSwitchTo(spi);
-	}
-	SPI_finish();
+	row = crm_spi_first_row("SELECT id, sync_type, status, "
+							"  CASE WHEN status = 'queued' AND first_attempt_id IS NOT NULL "
+							"       THEN format('attempt %s of %s, not before %s', attempt, "
+							"                   coalesce(max_attempts, attempt), not_before) END "
+							"FROM crm_dashboard.sync_history "
+							"WHERE crm_source = $1 AND status IN ('queued', 'running') "
+							"  AND (sync_type = ANY ($2) OR ($3 AND sync_type = 'all')) "
+							"ORDER BY id LIMIT 1",
+							3, types, values, NULL, false, &desc);
+	if (row == NULL)
+		return NULL;
+	run = palloc0(sizeof(ActiveRun));
+	run->id = SPI_getvalue(row, desc, 1);
+	run->type = SPI_getvalue(row, desc, 2);
+	run->status = SPI_getvalue(row, desc, 3);
+	run->retry = SPI_getvalue(row, desc, 4);
 	return run;
 }
 
@@ -457,33 +435,23 @@ static PauseInfo *
 pause_of(const char *crm, const char *model)
 {
 	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2];
+	Datum		values[2] = {CStringGetTextDatum(crm), model ? CStringGetTextDatum(model) : (Datum) 0};
 	char		nulls[2] = {' ', model ? ' ' : 'n'};
-	PauseInfo  *pause = NULL;
-	MemoryContext caller = CurrentMemoryContext;
+	TupleDesc	desc;
+	HeapTuple	row = crm_spi_first_row("SELECT p.id, p.model IS NULL, crm_dashboard.pause_text(p), "
+										"  format('Paused by %s: %s.', p.paused_by, p.reason) "
+										"FROM crm_dashboard.pause_of($1, $2) p",
+										2, types, values, nulls, true, &desc);
+	PauseInfo  *pause;
+	bool		isnull;
 
-	values[0] = CStringGetTextDatum(crm);
-	values[1] = model ? CStringGetTextDatum(model) : (Datum) 0;
-	SPI_connect();
-	crm_spi_execute("SELECT p.id, p.model IS NULL, crm_dashboard.pause_text(p), "
-					"  format('Paused by %s: %s.', p.paused_by, p.reason) "
-					"FROM crm_dashboard.pause_of($1, $2) p",
-					2, types, values, nulls, true, 1, SPI_OK_SELECT);
-	if (SPI_processed == 1)
-	{
-		HeapTuple	tuple = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		MemoryContext spi = MemoryContextSwitchTo(caller);
-
-		pause = palloc0(sizeof(PauseInfo));
-		pause->id = DatumGetInt64(SPI_getbinval(tuple, desc, 1, &isnull));
-		pause->whole_crm = DatumGetBool(SPI_getbinval(tuple, desc, 2, &isnull));
-		pause->text = pstrdup(SPI_getvalue(tuple, desc, 3));
-		pause->detail = pstrdup(SPI_getvalue(tuple, desc, 4));
-		MemoryContextSwitchTo(spi);
-	}
-	SPI_finish();
+	if (row == NULL)
+		return NULL;
+	pause = palloc0(sizeof(PauseInfo));
+	pause->id = DatumGetInt64(SPI_getbinval(row, desc, 1, &isnull));
+	pause->whole_crm = DatumGetBool(SPI_getbinval(row, desc, 2, &isnull));
+	pause->text = SPI_getvalue(row, desc, 3);
+	pause->detail = SPI_getvalue(row, desc, 4);
 	return pause;
 }
 
@@ -625,28 +593,21 @@ pre_sync_checks(const char *crm, const char *model)
 	Oid			types[2] = {TEXTOID, TEXTOID};
 	Datum		values[2] = {CStringGetTextDatum(crm), CStringGetTextDatum(model)};
 	PreSyncChecks *checks = palloc0(sizeof(PreSyncChecks));
-	MemoryContext caller = CurrentMemoryContext;
+	TupleDesc	desc;
+	HeapTuple	row = crm_spi_first_row("SELECT failures, result_ids FROM crm_dashboard.pre_sync_checks($1, $2)",
+										2, types, values, NULL, false, &desc);
 	bool		isnull;
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
 
-	SPI_connect();
-	crm_spi_execute("SELECT failures, result_ids FROM crm_dashboard.pre_sync_checks($1, $2)",
-					2, types, values, NULL, false, 1, SPI_OK_SELECT);
-	if (SPI_processed == 1)
-	{
-		Datum		failures = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		Datum		ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-		MemoryContext spi = MemoryContextSwitchTo(caller);
-		Datum	   *elems;
-		bool	   *nulls;
-		int			n;
-
-		deconstruct_array(DatumGetArrayTypeP(failures), TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-		for (int i = 0; i < n; i++)
-			checks->failures = lappend(checks->failures, TextDatumGetCString(elems[i]));
-		checks->result_ids = PointerGetDatum(DatumGetArrayTypePCopy(ids));
-		MemoryContextSwitchTo(spi);
-	}
-	SPI_finish();
+	if (row == NULL)
+		return checks;
+	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(row, desc, 1, &isnull)), TEXTOID, -1, false,
+					  TYPALIGN_INT, &elems, &nulls, &n);
+	for (int i = 0; i < n; i++)
+		checks->failures = lappend(checks->failures, TextDatumGetCString(elems[i]));
+	checks->result_ids = PointerGetDatum(DatumGetArrayTypePCopy(SPI_getbinval(row, desc, 2, &isnull)));
 	return checks;
 }
 
@@ -856,6 +817,39 @@ listed_before(List *outcomes, const char *name)
 	return false;
 }
 
+/* Record that o's model may not start, and why. */
+static void
+refuse_model(BulkOutcome *o, const char *outcome, char *message)
+{
+	o->outcome = outcome;
+	o->message = message;
+	o->m = NULL;
+}
+
+/*
+ * Refuse a listed model by its name alone (empty, listed twice, not a model
+ * of the CRM, unsafe to pass to a command); otherwise o->m is the model,
+ * and the answer is false.
+ */
+static bool
+refused_by_name(BulkOutcome *o, const char *crm, List *models, List *earlier)
+{
+	const char *problem;
+
+	if (o->model[0] == '\0')
+		refuse_model(o, "invalid", pstrdup("A model name must not be empty."));
+	else if (listed_before(earlier, o->model))
+		refuse_model(o, "duplicate", pstrdup("The model is listed more than once: it runs once."));
+	else if ((o->m = find_model(models, o->model)) == NULL)
+		refuse_model(o, "unknown_model", psprintf("CRM %s has no model \"%s\".", crm, o->model));
+	else if ((problem = crm_name_problem(o->model)) != NULL)
+		refuse_model(o, "unsafe_name",
+					 psprintf("The model name is passed to the sync command, and %s.", problem));
+	else
+		return false;
+	return true;
+}
+
 /*
  * Decide whether one model of a bulk request may start, by the rules of a
  * single start (the same helpers: name, command, active run, pause, the
@@ -866,70 +860,32 @@ static void
 judge_model(BulkOutcome *o, const char *crm, List *models, List *earlier, const char *via,
 			const char *username, Jsonb *options, bool ignore_pause, bool force)
 {
-	const char *problem;
 	ActiveRun  *run;
 	PauseInfo  *pause;
 
-	if (o->model[0] == '\0')
-	{
-		o->outcome = "invalid";
-		o->message = pstrdup("A model name must not be empty.");
+	if (refused_by_name(o, crm, models, earlier))
 		return;
-	}
-	if (listed_before(earlier, o->model))
-	{
-		o->outcome = "duplicate";
-		o->message = pstrdup("The model is listed more than once: it runs once.");
-		return;
-	}
-	o->m = find_model(models, o->model);
-	if (o->m == NULL)
-	{
-		o->outcome = "unknown_model";
-		o->message = psprintf("CRM %s has no model \"%s\".", crm, o->model);
-		return;
-	}
-	if ((problem = crm_name_problem(o->model)) != NULL)
-	{
-		o->outcome = "unsafe_name";
-		o->message = psprintf("The model name is passed to the sync command, and %s.", problem);
-		o->m = NULL;
-		return;
-	}
 	if ((o->cmd = find_command(crm, o->model, o->model)) == NULL)
+		refuse_model(o, "no_command", psprintf("No sync command is registered for %s model %s.", crm, o->model));
+	else if ((run = active_run(crm, list_make1(o->m), false)) != NULL)
 	{
-		o->outcome = "no_command";
-		o->message = psprintf("No sync command is registered for %s model %s.", crm, o->model);
-		o->m = NULL;
-		return;
-	}
-	if ((run = active_run(crm, list_make1(o->m), false)) != NULL)
-	{
-		o->outcome = strcmp(run->status, "running") == 0 ? "already_running" : "already_queued";
 		o->run_id = pg_strtoint64(run->id);
-		o->message = run->retry ? psprintf("A retry is already queued (run %s, %s).", run->id, run->retry)
-			: psprintf("A sync of %s %s is already %s (run %s).", crm, o->model, run->status, run->id);
-		o->m = NULL;
-		return;
+		refuse_model(o, strcmp(run->status, "running") == 0 ? "already_running" : "already_queued",
+					 run->retry ? psprintf("A retry is already queued (run %s, %s).", run->id, run->retry)
+					 : psprintf("A sync of %s %s is already %s (run %s).", crm, o->model, run->status, run->id));
 	}
-	if (!ignore_pause && (pause = pause_of(crm, o->model)) != NULL)
+	else if (!ignore_pause && (pause = pause_of(crm, o->model)) != NULL)
 	{
-		o->outcome = "paused";
-		o->message = psprintf("%s Start it anyway with the option {\"ignore_pause\": true}.", pause->detail);
 		record_skip(crm, o->model, via, username, pause, options);
-		o->m = NULL;
-		return;
+		refuse_model(o, "paused",
+					 psprintf("%s Start it anyway with the option {\"ignore_pause\": true}.", pause->detail));
 	}
-	o->checks = pre_sync_checks(crm, o->model);
-	if (o->checks->failures != NIL && !force)
-	{
-		o->outcome = "failing_checks";
-		o->message = psprintf("Data-quality checks failed: %s. Start it with the option {\"force\": true} to sync anyway.",
-							  failures_text(o->checks->failures, "; "));
-		o->m = NULL;
-		return;
-	}
-	o->outcome = "started";
+	else if ((o->checks = pre_sync_checks(crm, o->model))->failures != NIL && !force)
+		refuse_model(o, "failing_checks",
+					 psprintf("Data-quality checks failed: %s. Start it with the option {\"force\": true} to sync anyway.",
+							  failures_text(o->checks->failures, "; ")));
+	else
+		o->outcome = "started";
 }
 
 /* The models of a start_syncs call, as C strings (NULL elements are refused). */

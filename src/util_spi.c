@@ -17,6 +17,7 @@
 #include "postgres.h"
 
 #include "common/hashfn.h"
+#include "access/htup_details.h"
 #include "executor/spi.h"
 #include "utils/memutils.h"
 
@@ -173,4 +174,30 @@ crm_spi_execute(const char *sql, int nargs, Oid *types, Datum *values, const cha
 	if (rc != expected)
 		elog(ERROR, "crm_dashboard: statement failed (%s): %s", SPI_result_code_string(rc), sql);
 	return SPI_processed;
+}
+
+/*
+ * The first row a query gives, copied into the caller's memory context with
+ * its descriptor (*desc), or NULL when it gives none.  It connects to SPI for
+ * the statement itself: SPI_getvalue and SPI_getbinval read the copy after.
+ */
+HeapTuple
+crm_spi_first_row(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+				  bool read_only, TupleDesc *desc)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	HeapTuple	row = NULL;
+
+	SPI_connect();
+	crm_spi_execute(sql, nargs, types, values, nulls, read_only, 1, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+	{
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		row = heap_copytuple(SPI_tuptable->vals[0]);
+		*desc = CreateTupleDescCopy(SPI_tuptable->tupdesc);
+		MemoryContextSwitchTo(spi);
+	}
+	SPI_finish();
+	return row;
 }

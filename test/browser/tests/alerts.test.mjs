@@ -83,6 +83,16 @@ test('an administrator adds a channel, tests it and adds a rule', async () => {
 	await page.getByText('UI failures').waitFor();
 	const [[channels]] = sql("SELECT array_to_string(channels, ',') FROM crm_api.alert_rules WHERE name = 'UI failures'");
 	assert.equal(channels, 'ui-hook');
+	// an e-mail channel: its recipients arrive as a list, each one whole
+	await page.getByLabel('Name', { exact: true }).nth(1).fill('ui-mail');
+	await page.getByLabel('Kind').selectOption('email');
+	await page.getByLabel('URL').fill('smtp://127.0.0.1:2525');
+	await page.getByLabel('From').fill('alerts@example.com');
+	await page.getByLabel('To (comma-separated)').fill('oncall@example.com,  ops{team}@example.com ');
+	await page.getByRole('button', { name: '+ Add channel' }).click();
+	await page.locator('tr[data-channel="ui-mail"]').getByText('2 recipients').waitFor();
+	const [[to]] = sql("SELECT array_to_json(mail_to) FROM crm_api.alert_channel_settings WHERE name = 'ui-mail'");
+	assert.deepEqual(JSON.parse(to), ['oncall@example.com', 'ops{team}@example.com']);
 	await shoot(page, 'alert-settings');
 	assert.deepEqual(page.problems, []);
 	await page.context().close();

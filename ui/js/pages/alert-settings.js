@@ -14,12 +14,6 @@ const URL_HINTS = {
 	email: 'smtp://mail.example.com:587',
 };
 
-// A text[] argument as PostgreSQL's array literal (the RPC passes JSON
-// arrays through as text): every element quoted, " and \ escaped.
-function pgArray(list) {
-	return `{${list.map((s) => `"${String(s).replace(/[\\"]/g, (c) => `\\${c}`)}"`).join(',')}}`;
-}
-
 // Render the rules and channels page.
 export function render(ctx) {
 	const admin = session()?.role === 'crm_dashboard_admin';
@@ -200,7 +194,7 @@ export function render(ctx) {
 			try {
 				await rpc('create_alert_rule', {
 					name: name.value.trim(), watch: watch.value, crm: crm.value || null, model: model.value || null, params,
-					channels: pgArray([...chans.querySelectorAll('input:checked')].map((i) => i.value)), severity: sev.value });
+					channels: [...chans.querySelectorAll('input:checked')].map((i) => i.value), severity: sev.value });
 				name.value = '';
 				load();
 			} catch (err) {
@@ -254,7 +248,7 @@ export function render(ctx) {
 			submit.disabled = true;
 			const args = { name: name.value.trim(), kind: kind.value, url: url.value.trim() };
 			if (kind.value === 'email') {
-				Object.assign(args, { mail_from: from.value.trim(), mail_to: pgArray(to.value.split(',').map((s) => s.trim()).filter(Boolean)) });
+				Object.assign(args, { mail_from: from.value.trim(), mail_to: to.value.split(',').map((s) => s.trim()).filter(Boolean) });
 				if (user.value) Object.assign(args, { smtp_username: user.value, smtp_password: pass.value });
 			}
 			try {
