@@ -66,6 +66,10 @@ extern const char *crm_json_type_name(const struct JsonbValue *v);
 extern char *crm_local_socket_directory(void);
 extern int	crm_local_port(void);
 
+/* util_worker.c */
+extern void crm_register_worker(const char *function, const char *name, const char *type,
+								bool during_recovery, int arg);
+
 /* util_spi.c */
 extern int	crm_spi_run(const char *sql, int nargs, Oid *types, Datum *values,
 						const char *nulls, bool read_only, long tcount);

@@ -79,8 +79,6 @@ define_int(const char *name, const char *short_desc, const char *long_desc, int 
 void
 DeliveryInit(void)
 {
-	BackgroundWorker worker;
-
 	define_int("crm_dashboard.delivery_connect_timeout", "Longest wait for an alert receiver to accept a connection.",
 			   "Range 1 to 300 seconds.", &delivery_connect_timeout, 5, 1, 300, GUC_UNIT_S);
 	define_int("crm_dashboard.delivery_timeout", "Longest time one delivery attempt of an alert notification may take.",
@@ -106,15 +104,8 @@ DeliveryInit(void)
 	crm_shmem_register("crm_dashboard delivery", sizeof(DeliveryShared), 0,
 					   (void **) &delivery_shared, delivery_shmem_init);
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 5;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "crm_dashboard");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "crm_delivery_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "crm_dashboard alerts worker");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "crm_dashboard alerts worker");
-	RegisterBackgroundWorker(&worker);
+	crm_register_worker("crm_delivery_main", "crm_dashboard alerts worker", "crm_dashboard alerts worker",
+						false, 0);
 }
 
 /* Whether an alerts worker runs (the library is preloaded and the worker is up). */

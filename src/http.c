@@ -30,6 +30,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "crm_dashboard.h"
 #include "http.h"
 #include "http_metrics.h"
 #include "http_engine.h"
@@ -178,22 +179,10 @@ register_workers(void)
 {
 	int			i;
 
+	/* reads work on a hot standby too */
 	for (i = 0; i < http_workers; i++)
-	{
-		BackgroundWorker worker;
-
-		memset(&worker, 0, sizeof(worker));
-		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-		/* reads work on a hot standby too */
-		worker.bgw_start_time = BgWorkerStart_ConsistentState;
-		worker.bgw_restart_time = 5;
-		snprintf(worker.bgw_library_name, BGW_MAXLEN, "crm_dashboard");
-		snprintf(worker.bgw_function_name, BGW_MAXLEN, "HttpWorkerMain");
-		snprintf(worker.bgw_name, BGW_MAXLEN, "crm_dashboard http worker %d", i + 1);
-		snprintf(worker.bgw_type, BGW_MAXLEN, "crm_dashboard http");
-		worker.bgw_main_arg = Int32GetDatum(i);
-		RegisterBackgroundWorker(&worker);
-	}
+		crm_register_worker("HttpWorkerMain", psprintf("crm_dashboard http worker %d", i + 1),
+							"crm_dashboard http", true, i);
 }
 
 /* Define the HTTP settings; start the workers when preloaded with a port. */

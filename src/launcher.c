@@ -91,8 +91,6 @@ launcher_shmem_init(void *area)
 void
 LauncherInit(void)
 {
-	BackgroundWorker worker;
-
 	/*
 	 * PGC_POSTMASTER variables may only be created while preloading; loaded
 	 * later, the setting is informational only (no launcher runs anyway).
@@ -137,15 +135,8 @@ LauncherInit(void)
 	crm_shmem_register("crm_dashboard launcher", sizeof(LauncherShared), 0,
 					   (void **) &launcher_shared, launcher_shmem_init);
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 5;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "crm_dashboard");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "crm_launcher_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "crm_dashboard sync launcher");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "crm_dashboard sync launcher");
-	RegisterBackgroundWorker(&worker);
+	crm_register_worker("crm_launcher_main", "crm_dashboard sync launcher", "crm_dashboard sync launcher",
+						false, 0);
 }
 
 /*
