@@ -90,6 +90,17 @@ substitute(const char *element, const char *crm, const char *model)
 	return buf.data;
 }
 
+/* The first row of a read-only lookup by ($1 crm, $2 model), model NULL for the CRM's own. */
+static HeapTuple
+lookup_by_model(const char *sql, const char *crm, const char *model, TupleDesc *desc)
+{
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2] = {CStringGetTextDatum(crm), model ? CStringGetTextDatum(model) : (Datum) 0};
+	char		nulls[2] = {' ', model ? ' ' : 'n'};
+
+	return crm_spi_first_row(sql, 2, types, values, nulls, true, desc);
+}
+
 /*
  * The registry entry for a model, as crm_dashboard.command_for decides (the
  * one rule, which the launcher uses too); lookup_model NULL asks for the
@@ -98,14 +109,11 @@ substitute(const char *element, const char *crm, const char *model)
 static SyncCommand *
 find_command(const char *crm, const char *model, const char *lookup_model)
 {
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2] = {CStringGetTextDatum(crm), lookup_model ? CStringGetTextDatum(lookup_model) : (Datum) 0};
-	char		nulls[2] = {' ', lookup_model ? ' ' : 'n'};
 	TupleDesc	desc;
-	HeapTuple	row = crm_spi_first_row("SELECT argv, working_directory, environment::text, "
-										"  extract(epoch FROM timeout)::bigint "
-										"FROM crm_dashboard.command_for($1, $2)",
-										2, types, values, nulls, true, &desc);
+	HeapTuple	row = lookup_by_model("SELECT argv, working_directory, environment::text, "
+									  "  extract(epoch FROM timeout)::bigint "
+									  "FROM crm_dashboard.command_for($1, $2)",
+									  crm, lookup_model, &desc);
 	SyncCommand *cmd;
 	bool		isnull;
 	Datum	   *elems;
@@ -434,14 +442,11 @@ typedef struct PauseInfo
 static PauseInfo *
 pause_of(const char *crm, const char *model)
 {
-	Oid			types[2] = {TEXTOID, TEXTOID};
-	Datum		values[2] = {CStringGetTextDatum(crm), model ? CStringGetTextDatum(model) : (Datum) 0};
-	char		nulls[2] = {' ', model ? ' ' : 'n'};
 	TupleDesc	desc;
-	HeapTuple	row = crm_spi_first_row("SELECT p.id, p.model IS NULL, crm_dashboard.pause_text(p), "
-										"  format('Paused by %s: %s.', p.paused_by, p.reason) "
-										"FROM crm_dashboard.pause_of($1, $2) p",
-										2, types, values, nulls, true, &desc);
+	HeapTuple	row = lookup_by_model("SELECT p.id, p.model IS NULL, crm_dashboard.pause_text(p), "
+									  "  format('Paused by %s: %s.', p.paused_by, p.reason) "
+									  "FROM crm_dashboard.pause_of($1, $2) p",
+									  crm, model, &desc);
 	PauseInfo  *pause;
 	bool		isnull;
 
