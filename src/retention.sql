@@ -185,18 +185,19 @@ COMMENT ON FUNCTION crm_dashboard.apply_retention(text) IS
     'Private: one batch of retention (at most batch_size log chunks, then batch_size runs, oldest first, never each model''s latest run and latest success); returns {runs, log_chunks, behind}.';
 
 -- For pg_cron: passes, each committed, until retention has caught up or
--- max_seconds have gone by.
+-- max_seconds have gone by.  A procedure with a SET clause cannot commit,
+-- so instead of pinning search_path every name here is qualified.
 CREATE PROCEDURE crm_dashboard.retention_job(max_seconds integer DEFAULT 50)
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    stop_at timestamptz := clock_timestamp() + make_interval(secs => greatest(max_seconds, 1));
+    stop_at pg_catalog.timestamptz := pg_catalog.clock_timestamp()
+        OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => GREATEST(max_seconds, 1));
 BEGIN
     LOOP
-        EXIT WHEN NOT (crm_dashboard.apply_retention('pg_cron') ->> 'behind')::boolean;
+        EXIT WHEN NOT (crm_dashboard.apply_retention('pg_cron') OPERATOR(pg_catalog.->>) 'behind')::pg_catalog.bool;
         COMMIT;
-        EXIT WHEN clock_timestamp() >= stop_at;
+        EXIT WHEN pg_catalog.clock_timestamp() OPERATOR(pg_catalog.>=) stop_at;
     END LOOP;
 END
 $$;
