@@ -8,6 +8,7 @@ import { onSync } from '../live.js';
 import { ago } from '../components/ago.js';
 import { badge, statusLabel, RUN_STATUSES } from '../components/status.js';
 import { attemptText, waitNote, actionBadge } from '../components/attempts.js';
+import { retentionCard } from '../components/retention.js';
 
 const PER_PAGE = 25;
 // Columns left out on medium screens (they stay in the run's details).
@@ -154,7 +155,8 @@ export function render(ctx) {
 		to.value = '';
 		restart();
 	});
-	const reload = throttle(load, 2000);
+	const retention = retentionCard({ signal: ctx.signal });
+	const reload = throttle(() => { load(); retention.reload(); }, 2000);
 	ctx.onCleanup(reload.cancel);
 	ctx.onCleanup(onSync(reload));
 	loadFilters().then(load);
@@ -164,5 +166,5 @@ export function render(ctx) {
 		h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter runs', onsubmit: (e) => e.preventDefault() },
 			field('f-crm', 'CRM', crmSel), field('f-model', 'Model', modelSel), field('f-status', 'Status', statusSel),
 			field('f-from', 'From', from), field('f-to', 'To', to, toError), h('div', { class: 'field field-end' }, clearBtn)),
-		errorSlot, body, pager);
+		errorSlot, body, pager, retention.el);
 }
