@@ -5,6 +5,7 @@ CREATE TABLE ingestion.hubspot_contact (id integer);
 CREATE TABLE ingestion.hubspot_deal (id integer);
 CREATE TABLE ingestion.genius_lead (id integer);
 CREATE TABLE ingestion.five9_contact (id integer);
+CREATE TABLE ingestion.five9_call (id integer);
 
 -- no policy: everything is kept, a pass does nothing
 SELECT keep_runs, keep_failed_runs, keep_logs, batch_size, history_kept_since, applied_by, runs_removed
@@ -50,6 +51,12 @@ SELECT count(*) FROM (
 SELECT pg_temp.run('five9', 'contact', 'success', 300) AS five9_success \gset
 SELECT pg_temp.run('five9', 'contact', 'failed', 280) > 0 AS ok;
 SELECT pg_temp.run('five9', 'contact', 'failed', 250) AS five9_latest \gset
+-- five9 call: a long success that started first and ended last, and a short one
+-- inside it; the latest success is the one that ended last, as freshness reads it
+SELECT pg_temp.run('five9', 'call', 'success', 400) AS five9_long \gset
+UPDATE crm_dashboard.sync_history SET end_time = now() - interval '350 days' WHERE id = :five9_long;
+SELECT pg_temp.run('five9', 'call', 'success', 380) AS five9_short \gset
+SELECT last_success_at AS five9_call_success FROM crm_api.crm_models WHERE crm = 'five9' AND model = 'call' \gset
 -- an "all" run of 50 days ago: its failed model run is kept (60 days), so it is too
 SELECT pg_temp.run('hubspot', 'all', 'partial', 50) AS all_run \gset
 SELECT pg_temp.run('hubspot', 'contact', 'failed', 50, :all_run) > 0 AS ok;
@@ -67,7 +74,7 @@ WITH latest AS (
      ORDER BY crm_source, sync_type, start_time DESC, id DESC),
 success AS (
     SELECT DISTINCT ON (crm_source, sync_type) id FROM crm_dashboard.sync_history WHERE status = 'success'
-     ORDER BY crm_source, sync_type, start_time DESC, id DESC),
+     ORDER BY crm_source, sync_type, end_time DESC),
 kept AS (
     SELECT id FROM crm_dashboard.sync_history
      WHERE start_time >= now() - interval '30 days'
@@ -99,7 +106,12 @@ SELECT (SELECT count(*) FROM crm_dashboard.sync_history) AS runs_after,
        (SELECT count(*) FROM expected_kept WHERE id NOT IN (SELECT id FROM crm_dashboard.sync_history)) AS missing;
 -- the model that stopped long ago keeps its latest run and its latest success
 SELECT id = :five9_success AS latest_success, id = :five9_latest AS latest, status
-  FROM crm_dashboard.sync_history WHERE crm_source = 'five9' ORDER BY start_time;
+  FROM crm_dashboard.sync_history WHERE crm_source = 'five9' AND sync_type = 'contact' ORDER BY start_time;
+-- the one whose long run ended last keeps it (and its latest run): freshness reads the same
+SELECT id = :five9_long AS ended_last, id = :five9_short AS started_last
+  FROM crm_dashboard.sync_history WHERE crm_source = 'five9' AND sync_type = 'call' ORDER BY start_time;
+SELECT last_success_at = :'five9_call_success' AS same_last_success
+  FROM crm_api.crm_models WHERE crm = 'five9' AND model = 'call';
 -- the "all" run stays while its failed model run does
 SELECT count(*) AS all_run_and_models FROM crm_dashboard.sync_history WHERE id = :all_run OR parent_id = :all_run;
 -- logs go sooner than their runs: none written before a week ago, but of runs still going
@@ -117,7 +129,7 @@ SELECT history_kept_since BETWEEN now() - interval '31 days' AND now() - interva
        oldest_run_at < now() - interval '299 days' AS oldest_is_five9
   FROM crm_api.retention;
 -- health still reads right after retention: five9's latest run failed
-SELECT crm, model, last_status FROM crm_api.crm_models WHERE crm = 'five9';
+SELECT crm, model, last_status FROM crm_api.crm_models WHERE crm = 'five9' ORDER BY model;
 -- a second pass finds nothing more to do
 SELECT crm_dashboard.apply_retention() ->> 'runs' AS runs;
 

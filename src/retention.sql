@@ -59,6 +59,9 @@ COMMENT ON FUNCTION crm_dashboard.launcher_serves_here() IS
 -- Runs retention never deletes: each model's latest run and latest success
 -- (and the "all" runs they belong to).  A loose index scan finds the
 -- models, so this costs a few index probes per model at any history size.
+-- The latest success is the one that ended last, as health and freshness
+-- read it, through the partial index of successes: a model that has not
+-- succeeded for months costs one probe, not a walk through its history.
 CREATE FUNCTION crm_dashboard.retention_protected() RETURNS SETOF bigint
 LANGUAGE sql STABLE
 ROWS 100
@@ -81,7 +84,7 @@ AS $$
          CROSS JOIN LATERAL (SELECT h.id, h.parent_id FROM crm_dashboard.sync_history h
                               WHERE h.crm_source = m.crm_source AND h.sync_type = m.sync_type
                                 AND h.status = 'success'
-                              ORDER BY h.start_time DESC, h.id DESC LIMIT 1) s)
+                              ORDER BY h.end_time DESC LIMIT 1) s)
     SELECT id FROM kept
     UNION
     SELECT parent_id FROM kept WHERE parent_id IS NOT NULL
