@@ -130,6 +130,7 @@ extern bool queue_extension_ready(Oid *extension);
 extern DeliveryRequest *queue_request_from_row(HeapTuple row, TupleDesc desc, MemoryContext cxt);
 extern int	queue_recover(void);
 extern List *queue_claim(int slots, MemoryContext cxt);
+extern void queue_outcome_params(const DeliveryTransfer *t, Datum *values, char *nulls);
 extern void queue_record(DeliveryTransfer *t);
 extern TimestampTz queue_next_due(void);
 extern TimestampTz queue_tick(void);

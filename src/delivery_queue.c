@@ -188,6 +188,24 @@ seconds_interval(int secs)
 							   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 }
 
+/*
+ * A finished transfer's outcome as four SPI parameters: ok, the status code
+ * (NULL when there was none), the error (NULL when none) and the time it
+ * took, in that order, as every record of an attempt takes them.
+ */
+void
+queue_outcome_params(const DeliveryTransfer *t, Datum *values, char *nulls)
+{
+	values[0] = BoolGetDatum(t->ok);
+	nulls[0] = ' ';
+	values[1] = Int32GetDatum(t->status_code);
+	nulls[1] = t->status_code == 0 ? 'n' : ' ';
+	values[2] = t->error ? CStringGetTextDatum(t->error) : (Datum) 0;
+	nulls[2] = t->error ? ' ' : 'n';
+	values[3] = Float8GetDatum(t->duration_ms);
+	nulls[3] = ' ';
+}
+
 /* Record the outcome of a finished transfer (a notification's; tests record themselves). */
 void
 queue_record(DeliveryTransfer *t)
@@ -200,14 +218,7 @@ queue_record(DeliveryTransfer *t)
 	if (t->req.delivery_id == 0)
 		return;
 	values[0] = Int64GetDatum(t->req.delivery_id);
-	values[1] = BoolGetDatum(t->ok);
-	values[2] = Int32GetDatum(t->status_code);
-	if (t->status_code == 0)
-		nulls[2] = 'n';
-	values[3] = t->error ? CStringGetTextDatum(t->error) : (Datum) 0;
-	if (t->error == NULL)
-		nulls[3] = 'n';
-	values[4] = Float8GetDatum(t->duration_ms);
+	queue_outcome_params(t, values + 1, nulls + 1);
 	values[5] = Int32GetDatum(t->retry_after);
 	values[6] = BoolGetDatum(t->permanent);
 	values[7] = Int32GetDatum(delivery_max_attempts);

@@ -80,14 +80,7 @@ record_test(int64 channel_id, const DeliveryTransfer *t)
 	char		nulls[6] = "     ";
 
 	values[0] = Int64GetDatum(channel_id);
-	values[1] = BoolGetDatum(t->ok);
-	values[2] = Int32GetDatum(t->status_code);
-	if (t->status_code == 0)
-		nulls[2] = 'n';
-	values[3] = t->error ? CStringGetTextDatum(t->error) : (Datum) 0;
-	if (t->error == NULL)
-		nulls[3] = 'n';
-	values[4] = Float8GetDatum(t->duration_ms);
+	queue_outcome_params(t, values + 1, nulls + 1);
 	crm_spi_execute("SELECT crm_dashboard.delivery_tested($1, $2, $3, $4, $5)",
 					5, types, values, nulls, false, 1, SPI_OK_SELECT);
 }
