@@ -33,7 +33,26 @@ HISTORY_ROWS=${HISTORY_ROWS:-10000000}
 LOG_LINES=${LOG_LINES:-20000000}
 RETENTION_RUNS=${RETENTION_RUNS:-1000000}
 
-psql <<'SQL'
+# Each measure is a session of its own, with the timing helper.
+prelude=$(mktemp)
+cat > "$prelude" <<'SQL'
+-- median milliseconds of n executions of q
+CREATE FUNCTION pg_temp.median_ms(q text, n integer DEFAULT 30) RETURNS numeric LANGUAGE plpgsql AS $$
+DECLARE t0 timestamptz; times float8[] := '{}';
+BEGIN
+    EXECUTE q;  -- warm the caches
+    FOR i IN 1..n LOOP
+        t0 := clock_timestamp();
+        EXECUTE q;
+        times := times || extract(epoch FROM clock_timestamp() - t0) * 1000;
+    END LOOP;
+    RETURN round((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(times) x)::numeric, 2);
+END $$;
+SQL
+# measure [psql options]: run the SQL on stdin after the prelude
+measure() { { cat "$prelude"; cat; } | psql "$@"; }
+
+measure <<'SQL'
 DROP EXTENSION IF EXISTS crm_dashboard CASCADE;
 DROP SCHEMA IF EXISTS ingestion CASCADE;
 CREATE EXTENSION crm_dashboard;
@@ -61,18 +80,6 @@ CREATE FUNCTION pg_temp.add_history(n integer) RETURNS void LANGUAGE sql AS $$
       CROSS JOIN LATERAL (SELECT (ARRAY['contact', 'deal', 'appointment', 'division'])[1 + (g / 10) % 4] AS model) m
 $$;
 
--- median milliseconds of n executions of q
-CREATE FUNCTION pg_temp.median_ms(q text, n integer DEFAULT 30) RETURNS numeric LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz; times float8[] := '{}';
-BEGIN
-    EXECUTE q;  -- warm the caches
-    FOR i IN 1..n LOOP
-        t0 := clock_timestamp();
-        EXECUTE q;
-        times := times || extract(epoch FROM clock_timestamp() - t0) * 1000;
-    END LOOP;
-    RETURN round((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(times) x)::numeric, 2);
-END $$;
 
 CREATE TEMP TABLE results (query text, rows_1k numeric, rows_1m numeric);
 SELECT pg_temp.add_history(1000) \g /dev/null
@@ -101,24 +108,6 @@ SELECT query, rows_1k AS "ms at 1k runs", rows_1m AS "ms at 1M runs",
 SQL
 
 # ---------------------------------------------------------------- history at scale
-# Each measure is a session of its own, with the timing helper.
-prelude=$(mktemp)
-cat > "$prelude" <<'SQL'
--- median milliseconds of n executions of q
-CREATE FUNCTION pg_temp.median_ms(q text, n integer DEFAULT 30) RETURNS numeric LANGUAGE plpgsql AS $$
-DECLARE t0 timestamptz; times float8[] := '{}';
-BEGIN
-    EXECUTE q;  -- warm the caches
-    FOR i IN 1..n LOOP
-        t0 := clock_timestamp();
-        EXECUTE q;
-        times := times || extract(epoch FROM clock_timestamp() - t0) * 1000;
-    END LOOP;
-    RETURN round((SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(times) x)::numeric, 2);
-END $$;
-SQL
-# measure [psql options]: run the SQL on stdin after the prelude
-measure() { { cat "$prelude"; cat; } | psql "$@"; }
 
 measure -v history_rows="$HISTORY_ROWS" <<'SQL'
 \echo

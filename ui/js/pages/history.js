@@ -155,8 +155,9 @@ export function render(ctx) {
 		to.value = '';
 		restart();
 	});
+	// retention changes with its passes, not with runs: the card loads once
 	const retention = retentionCard({ signal: ctx.signal });
-	const reload = throttle(() => { load(); retention.reload(); }, 2000);
+	const reload = throttle(load, 2000);
 	ctx.onCleanup(reload.cancel);
 	ctx.onCleanup(onSync(reload));
 	loadFilters().then(load);
